@@ -1,0 +1,156 @@
+"""Saving and loading model weights as safetensors files.
+
+A safetensors file is a JSON header (names, dtypes, shapes, byte offsets, and free-form string
+metadata) followed by the raw bytes of the tensors. Unlike ``torch.save``, which writes a
+pickle, loading one cannot run code, so a checkpoint shared by anyone is safe to open.
+
+Metadata (training configuration, step, vocabulary, ...) is stored in the header, each value
+as a JSON string, and comes back as the Python values that were saved.
+
+Tied weights (one parameter reachable under two names, e.g. GPT's token embedding and output
+layer) are written once, under the first name in the state dict; loading fills every alias.
+"""
+from __future__ import annotations
+
+import json
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+from safetensors import SafetensorError
+from safetensors.torch import load_file, safe_open, save_file
+
+__all__ = ["save_checkpoint", "load_checkpoint", "read_checkpoint_metadata"]
+
+
+def _alias_key(t: torch.Tensor) -> tuple:
+    """Two state-dict entries with the same key are the same tensor (tied weights)."""
+    return (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), t.stride(), t.dtype)
+
+
+def _tensors_to_write(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The state dict with each tied tensor once, under its first name, on the CPU."""
+    tensors: dict[str, torch.Tensor] = {}
+    seen: set[tuple] = set()
+    storages_used: set[int] = set()
+    for name, t in model.state_dict().items():
+        key = _alias_key(t)
+        if key in seen:
+            continue
+        seen.add(key)
+        ptr = t.untyped_storage().data_ptr()
+        # safetensors refuses tensors that overlap in memory; a partial view of a stored tensor
+        # is written as its own copy (same values, so loading stays consistent).
+        shares_memory = ptr in storages_used and t.numel() > 0
+        storages_used.add(ptr)
+        tensors[name] = t.detach().to("cpu").clone() if shares_memory else t.detach().to("cpu").contiguous()
+    return tensors
+
+
+def save_checkpoint(model: nn.Module, path: str | PathLike, metadata: dict[str, Any] | None = None) -> Path:
+    """Write ``model``'s state dict to a safetensors file at ``path`` (parent folders are created).
+
+    Args:
+        model: any ``nn.Module``.
+        path: the file to write, conventionally ending in ``.safetensors``.
+        metadata: optional ``{name: value}``; every value must be JSON-serialisable
+            (numbers, strings, lists, dicts, booleans, None).
+
+    Returns:
+        The path written.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    header: dict[str, str] = {}
+    for key, value in (metadata or {}).items():
+        if not isinstance(key, str):
+            raise TypeError(f"metadata keys must be strings, got {key!r}")
+        try:
+            header[key] = json.dumps(value)
+        except (TypeError, ValueError) as err:
+            raise TypeError(
+                f"metadata[{key!r}] of type {type(value).__name__} cannot be written as JSON; "
+                "use numbers, strings, lists, dicts, booleans or None (e.g. dataclasses.asdict(config))"
+            ) from err
+    tensors = _tensors_to_write(model)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path), metadata=header)
+    return path
+
+
+def _decode_metadata(header: dict[str, str] | None) -> dict[str, Any]:
+    decoded: dict[str, Any] = {}
+    for key, text in (header or {}).items():
+        try:
+            decoded[key] = json.loads(text)
+        except json.JSONDecodeError:
+            decoded[key] = text  # written by another tool: keep the plain string
+    return decoded
+
+
+def _open_checked(path: str | PathLike) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {str(path)!r}; check the path (save_checkpoint writes one)")
+    return path
+
+
+def read_checkpoint_metadata(path: str | PathLike) -> dict[str, Any]:
+    """The metadata stored in a checkpoint, without loading its tensors."""
+    path = _open_checked(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return _decode_metadata(f.metadata())
+    except SafetensorError as err:
+        raise ValueError(f"{str(path)!r} is not a readable safetensors file: {err}") from err
+
+
+def load_checkpoint(model: nn.Module, path: str | PathLike) -> dict[str, Any]:
+    """Load the weights saved at ``path`` into ``model`` (in place) and return the metadata.
+
+    The checkpoint must match the model exactly: every tensor present, no extra tensor, every
+    shape equal. Otherwise a ``ValueError`` lists the missing and unexpected names and the
+    shape mismatches, and the model is left untouched.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    path = _open_checked(path)
+    try:
+        stored = load_file(str(path))
+        metadata = read_checkpoint_metadata(path)
+    except SafetensorError as err:
+        raise ValueError(
+            f"{str(path)!r} is not a readable safetensors file ({err}); checkpoints are written by save_checkpoint"
+        ) from err
+
+    expected = model.state_dict()
+    # Tied weights: a name is satisfied when the file holds it or any name it shares memory with.
+    alias_groups: dict[tuple, set[str]] = {}
+    for k, t in expected.items():
+        alias_groups.setdefault(_alias_key(t), set()).add(k)
+    missing = [k for k, t in expected.items() if not alias_groups[_alias_key(t)] & stored.keys()]
+    unexpected = [k for k in stored if k not in expected]
+    mismatched = [
+        f"{k}: checkpoint {tuple(stored[k].shape)} vs model {tuple(expected[k].shape)}"
+        for k in stored
+        if k in expected and stored[k].shape != expected[k].shape
+    ]
+    if missing or unexpected or mismatched:
+        problems = []
+        if missing:
+            problems.append(f"missing from the checkpoint: {missing}")
+        if unexpected:
+            problems.append(f"in the checkpoint but not in the model: {unexpected}")
+        if mismatched:
+            problems.append("shape mismatches: " + "; ".join(mismatched))
+        raise ValueError(
+            f"checkpoint {str(path)!r} does not match {type(model).__name__}: "
+            + " | ".join(problems)
+            + ". Build the model with the same configuration as the one that was saved."
+        )
+    # Aliases absent from the file are filled through the tensor they share memory with.
+    model.load_state_dict(stored, strict=False)
+    return metadata

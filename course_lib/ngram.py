@@ -1,0 +1,817 @@
+"""N-gram language models: Chapter 1's equations, as code.
+
+The chain rule writes the probability of a sequence as a product of next-token probabilities,
+
+    P(w_1 ... w_T </s>) = prod_t P(w_t | w_1 ... w_{t-1}),
+
+and an order-n model makes the Markov assumption that only the last n-1 tokens matter:
+P(w_t | h) with the context h = w_{t-n+1} ... w_{t-1}. Everything below estimates that one
+conditional distribution from counts c(h, w):
+
+=================  ==========================================================================
+``"mle"``          P_MLE(w | h) = c(h, w) / c(h),  with c(h) = sum_w' c(h, w')
+``"laplace"``      (c(h, w) + 1) / (c(h) + |V|)
+``"add_k"``        (c(h, w) + k) / (c(h) + k |V|)           (NLTK calls it Lidstone, k "gamma")
+``"interpolated"`` sum_m lambda_m P_MLE(w | last m-1 tokens of h) + lambda_0 / |V|
+``"kneser_ney"``   interpolated Kneser-Ney with absolute discount d and continuation counts
+=================  ==========================================================================
+
+Conventions the rest of the course relies on
+--------------------------------------------
+* **Padding.** A sequence of an order-n model is padded with n-1 ``"<s>"`` on the left and ONE
+  ``"</s>"`` on the right (:func:`pad_sequence`). The model predicts every real token and the
+  final ``"</s>"``, so it is a proper distribution over finite sequences; ``"<s>"`` is never
+  predicted. Sequences given to the model must not contain ``"<s>"`` or ``"</s>"`` themselves.
+* **Counts.** c(.) counts n-grams *at predicted positions*: the n-gram ending at each predicted
+  token and, for the lower orders, its suffixes. So the m-gram counts of an order-n model are
+  exactly ``count_ngrams(sequences, m)`` for every m <= n, and ``"<s>"`` is never counted as a
+  predicted word at any order.
+* **Vocabulary.** V = the training tokens seen at least ``unk_cutoff`` times, plus ``"<unk>"``,
+  ``"<s>"`` and ``"</s>"`` (always, whatever the cutoff); |V| counts all of them. This is NLTK's
+  choice when its vocabulary is built from the padded text (``"<s>"`` and ``"</s>"`` are in that
+  text, and ``<UNK>`` is always added). Every other token maps to ``"<unk>"``, at fit and at
+  scoring time; a literal ``"<unk>"`` in the data is that same symbol. Because ``"<s>"`` is in V,
+  smoothing that spreads mass over V (add-k, the uniform term) gives it a sliver although no
+  real sequence ever contains it: the next-token distribution sums to 1 over V, as NLTK's does.
+
+Speed: tokens become integer ids and every order-n window of ids becomes one row of an array;
+contexts and n-grams are packed into int64 keys, counted with ``np.unique`` and looked up with
+``np.searchsorted``, so ``fit``, ``sequence_logprob``, ``cross_entropy`` and ``perplexity`` score
+whole arrays of positions at once. ``prob`` runs the same code on a single position.
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from itertools import chain
+from numbers import Real
+
+import numpy as np
+
+BOS = "<s>"
+EOS = "</s>"
+UNK = "<unk>"
+SMOOTHINGS = ("mle", "laplace", "add_k", "interpolated", "kneser_ney")
+
+# Ids of the special symbols; the kept words follow in sorted order.
+UNK_ID, BOS_ID, EOS_ID = 0, 1, 2
+SPECIALS = (UNK, BOS, EOS)
+
+
+# --------------------------------------------------------------------------------------------
+# Input checks shared by the functions and the model
+# --------------------------------------------------------------------------------------------
+
+def _check_order(n: object, name: str = "n") -> int:
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer >= 1, got {type(n).__name__} {n!r}")
+    if n < 1:
+        raise ValueError(f"{name} must be >= 1 (1 = unigram, 2 = bigram, ...), got {n}")
+    return int(n)
+
+
+def _check_tokens(tokens: object, what: str = "tokens") -> list[str]:
+    if isinstance(tokens, str):
+        raise TypeError(f"{what} must be a sequence of string tokens, not one str; split it first, "
+                        f"e.g. {tokens.split()[:3]!r}")
+    try:
+        tokens = list(tokens)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"{what} must be a sequence of string tokens, got {type(tokens).__name__}") from None
+    for token in tokens:
+        if not isinstance(token, str):
+            raise TypeError(f"{what} must contain only str tokens, got {type(token).__name__} {token!r}")
+    return tokens
+
+
+def _check_ngram_counts(ngram_counts: object, length: int | None = None) -> dict[tuple[str, ...], int]:
+    """Every key a tuple of one common length, every value a non-negative integer count."""
+    if not isinstance(ngram_counts, Mapping):
+        raise TypeError(f"ngram_counts must be a dict {{(w1, ..., wn): count}}, got {type(ngram_counts).__name__}")
+    for gram, count in ngram_counts.items():
+        if not isinstance(gram, tuple):
+            raise ValueError(f"ngram_counts keys must be tuples of tokens, got {type(gram).__name__} {gram!r}; "
+                             "use tuple(ngram) as the key")
+        if length is None:
+            length = len(gram)
+        if len(gram) != length:
+            raise ValueError(f"ngram_counts mixes n-gram lengths ({length} and {len(gram)}, key {gram!r}); "
+                             "keep one dict per order")
+        if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
+            raise ValueError(f"ngram_counts values must be non-negative integer counts, got {count!r} for {gram!r}")
+    return ngram_counts  # type: ignore[return-value]
+
+
+def _check_ngram(ngram: object, ngram_counts: Mapping) -> tuple[str, ...]:
+    if isinstance(ngram, str) or not isinstance(ngram, (tuple, list)):
+        raise TypeError(f"ngram must be a tuple of tokens (*h, w), got {type(ngram).__name__} {ngram!r}")
+    ngram = tuple(ngram)
+    if len(ngram) == 0:
+        raise ValueError("ngram must hold at least the word w; got an empty tuple")
+    _check_ngram_counts(ngram_counts, length=len(ngram))
+    return ngram
+
+
+# --------------------------------------------------------------------------------------------
+# The small reference functions of Chapter 1 (the exercises are graded against these)
+# --------------------------------------------------------------------------------------------
+
+def pad_sequence(tokens: Sequence[str], n: int) -> list[str]:
+    """n-1 ``"<s>"`` on the left, one ``"</s>"`` on the right.
+
+    >>> pad_sequence(["the", "cat"], 3)
+    ['<s>', '<s>', 'the', 'cat', '</s>']
+    """
+    n = _check_order(n)
+    return [BOS] * (n - 1) + _check_tokens(tokens) + [EOS]
+
+
+def count_ngrams(sequences: list[list[str]], n: int) -> dict[tuple[str, ...], int]:
+    """c(w_1 ... w_n): how often each n-gram occurs in the padded sequences.
+
+    >>> count_ngrams([["a", "b"]], 2)
+    {('<s>', 'a'): 1, ('a', 'b'): 1, ('b', '</s>'): 1}
+    """
+    n = _check_order(n)
+    if isinstance(sequences, str):
+        raise TypeError("sequences must be a list of token lists, not one str")
+    counts: Counter[tuple[str, ...]] = Counter()
+    for tokens in sequences:
+        padded = pad_sequence(tokens, n)
+        counts.update(tuple(padded[i:i + n]) for i in range(len(padded) - n + 1))
+    return dict(counts)
+
+
+def _context_count(context: tuple[str, ...], ngram_counts: Mapping[tuple[str, ...], int]) -> int:
+    """c(h) = sum_w' c(h, w'): the n-grams that start with the context h."""
+    return sum(count for gram, count in ngram_counts.items() if gram[:-1] == context)
+
+
+def mle_probability(ngram: tuple[str, ...], ngram_counts: dict[tuple[str, ...], int]) -> float:
+    """P_MLE(w | h) = c(h, w) / sum_w' c(h, w') for ``ngram = (*h, w)``.
+
+    Raises ValueError when the context h never occurs: the estimate is 0/0 there.
+    """
+    ngram = _check_ngram(ngram, ngram_counts)
+    context = ngram[:-1]
+    c_h = _context_count(context, ngram_counts)
+    if c_h == 0:
+        raise ValueError(f"the context {context!r} never occurs in ngram_counts, so P_MLE is 0/0 there; "
+                         "smoothing (add-k, interpolation, Kneser-Ney) gives it a value")
+    return ngram_counts.get(ngram, 0) / c_h
+
+
+def add_k_probability(ngram: tuple[str, ...], ngram_counts: dict[tuple[str, ...], int],
+                      vocab_size: int, k: float = 1.0) -> float:
+    """P_add-k(w | h) = (c(h, w) + k) / (sum_w' c(h, w') + k |V|); k = 1 is Laplace smoothing.
+
+    An unseen context gets the uniform 1/|V| (for k > 0); with k = 0 it is 0/0 and raises.
+    """
+    ngram = _check_ngram(ngram, ngram_counts)
+    if isinstance(vocab_size, bool) or not isinstance(vocab_size, (int, np.integer)) or vocab_size < 1:
+        raise ValueError(f"vocab_size must be a positive integer |V|, got {vocab_size!r}")
+    k = _check_k(k, allow_zero=True)
+    c_h = _context_count(ngram[:-1], ngram_counts)
+    denominator = c_h + k * vocab_size
+    if denominator == 0:
+        raise ValueError(f"the context {ngram[:-1]!r} never occurs and k = 0, so the estimate is 0/0; use k > 0")
+    return (ngram_counts.get(ngram, 0) + k) / denominator
+
+
+def perplexity_from_logprobs(logprobs: Iterable[float]) -> float:
+    """exp(-mean(logprobs)): natural logs, one entry per predicted token.
+
+    A token of probability 0 (logprob ``-inf``) makes the perplexity ``+inf``: the model
+    says the text is impossible. Empty input, NaN and ``+inf`` raise ValueError.
+    """
+    if isinstance(logprobs, (str, bytes)):
+        raise TypeError("logprobs must be a sequence of numbers, not a str")
+    try:
+        values = np.asarray(list(logprobs) if not isinstance(logprobs, np.ndarray) else logprobs, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError("logprobs must be a sequence of numbers (natural-log probabilities)") from None
+    if values.ndim != 1:
+        raise ValueError(f"logprobs must be one-dimensional (one entry per token), got shape {values.shape}")
+    if values.size == 0:
+        raise ValueError("perplexity of no tokens is undefined: logprobs is empty")
+    if np.isnan(values).any() or np.isposinf(values).any():
+        raise ValueError("logprobs contains NaN or +inf; log-probabilities are finite numbers <= 0 or -inf")
+    if np.isneginf(values).any():
+        return math.inf
+    return math.exp(-math.fsum(values.tolist()) / values.size)
+
+
+def continuation_probability(bigram_counts: dict[tuple[str, str], int]) -> dict[str, float]:
+    """Kneser-Ney's P_cont(w) = |{v : c(v, w) > 0}| / |{(v, w') : c(v, w') > 0}|.
+
+    How many distinct words w follows, over the number of distinct bigram types: "Francisco"
+    is frequent but follows only "San", so its continuation probability is small.
+    Returns one entry per word that ends some bigram of positive count.
+    """
+    _check_ngram_counts(bigram_counts, length=2)
+    followers: Counter[str] = Counter(w for (_, w), count in bigram_counts.items() if count > 0)
+    bigram_types = sum(followers.values())
+    if bigram_types == 0:
+        raise ValueError("bigram_counts has no bigram with a positive count; P_cont is undefined")
+    return {w: n_w / bigram_types for w, n_w in followers.items()}
+
+
+def _check_k(k: object, allow_zero: bool) -> float:
+    if isinstance(k, bool) or not isinstance(k, Real) or not math.isfinite(k):
+        raise ValueError(f"k must be a finite number, got {k!r}")
+    if k < 0 or (k == 0 and not allow_zero):
+        raise ValueError(f"k must be {'>= 0' if allow_zero else '> 0'}, got {k}"
+                         + ("" if allow_zero else " (k = 0 is smoothing='mle')"))
+    return float(k)
+
+
+# --------------------------------------------------------------------------------------------
+# Packed keys: contexts and n-grams of ids as int64
+# --------------------------------------------------------------------------------------------
+#
+# A context of length m is packed from its last m-1 tokens (already a context, with a rank
+# among the training contexts of that length) extended one token to the left:
+#     key(x, h) = rank(h) * |V| + x,
+# and an n-gram (h, w) is key(h, w) = rank(h) * |V| + w. Ranks are below the number of
+# training positions, so the keys stay far inside int64 for any vocabulary and order.
+
+def _is_small(key_space: int, n_keys: int) -> bool:
+    """Whether a table with one slot per possible key is cheap next to sorting the keys."""
+    return key_space <= 4 * n_keys + 2**20
+
+
+def _unique_with_ranks(keys: np.ndarray, key_space: int) -> tuple[np.ndarray, np.ndarray]:
+    """The sorted distinct keys, and each key's index among them: ``np.unique`` with
+    ``return_inverse``, by a table over the key space when it is small, else by sorting.
+    keys lie in [0, key_space). Shapes: (distinct,), (P,)."""
+    if _is_small(key_space, keys.size):
+        present = np.bincount(keys, minlength=key_space) > 0
+        return np.flatnonzero(present), (np.cumsum(present) - 1)[keys]
+    order = np.argsort(keys)
+    sorted_keys = keys[order]
+    is_new = np.empty(keys.size, dtype=bool)
+    is_new[:1] = True
+    np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=is_new[1:])
+    rank = np.empty(keys.size, dtype=np.int64)
+    rank[order] = np.cumsum(is_new) - 1
+    return sorted_keys[is_new], rank
+
+
+def _count_keys(keys: np.ndarray, key_space: int) -> tuple[np.ndarray, np.ndarray]:
+    """The sorted distinct keys and how often each occurs (``np.unique`` with ``return_counts``)."""
+    if _is_small(key_space, keys.size):
+        counts = np.bincount(keys, minlength=key_space)
+        distinct = np.flatnonzero(counts)
+        return distinct, counts[distinct]
+    return np.unique(keys, return_counts=True)
+
+
+class _KeyTable:
+    """Distinct int64 keys in [0, key_space), sorted, and where to find a query among them.
+
+    ``find`` reads one slot per query of a direct-address table when the key space is small
+    (a unigram or bigram context of a modest vocabulary), and otherwise probes an
+    open-addressing hash table with linear probing, kept at most half full. Either way the
+    look-up is a few vectorised gathers, several times faster than a binary search.
+    """
+
+    def __init__(self, keys: np.ndarray, key_space: int):
+        self.keys = keys
+        if key_space <= max(16 * keys.size, 2**20):  # at most 4 MiB, or 64 bytes per key
+            self.bits = 0
+            self.slots = np.full(key_space, -1, dtype=np.int32)
+            self.slots[keys] = np.arange(keys.size, dtype=np.int32)
+            return
+        self.bits = int(2 * keys.size).bit_length()  # 2^bits >= 2 * keys: load factor <= 1/2
+        self.slots = np.full(1 << self.bits, -1, dtype=np.int32)
+        pending, slot = np.arange(keys.size), self._home(keys)
+        while pending.size:
+            free = self.slots[slot] == -1
+            self.slots[slot[free]] = pending[free]  # keys that want the same free slot: one wins
+            placed = self.slots[slot] == pending
+            pending, slot = pending[~placed], (slot[~placed] + 1) & (self.slots.size - 1)
+
+    def _home(self, keys: np.ndarray) -> np.ndarray:
+        """Fibonacci hashing: the top bits of key * 2^64 / golden ratio."""
+        return ((keys.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(64 - self.bits)).astype(np.int64)
+
+    def find(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Index of each query in ``keys`` and whether it is there. Shapes: (P,), (P,)."""
+        if not self.bits:
+            inside = (queries >= 0) & (queries < self.slots.size)
+            index = self.slots[np.where(inside, queries, 0)]
+            found = inside & (index >= 0)
+            return np.where(found, index, 0), found
+        index = np.zeros(queries.shape, dtype=np.int64)
+        found = np.zeros(queries.shape, dtype=bool)
+        pending, slot = np.arange(queries.size), self._home(queries)
+        while pending.size:  # probe until the key or an empty slot turns up
+            candidate = self.slots[slot]
+            occupied = candidate >= 0
+            hit = occupied & (self.keys[np.maximum(candidate, 0)] == queries[pending])
+            index[pending[hit]], found[pending[hit]] = candidate[hit], True
+            go_on = occupied & ~hit
+            pending, slot = pending[go_on], (slot[go_on] + 1) & (self.slots.size - 1)
+        return index, found
+
+
+def _gather(values: np.ndarray, index: np.ndarray, found: np.ndarray) -> np.ndarray:
+    """values[index] where found, 0 elsewhere."""
+    return np.where(found, values[np.where(found, index, 0)] if values.size else 0, 0)
+
+
+class _TokenIds(dict):
+    """token -> id, with every token outside V mapped to the id of "<unk>"."""
+
+    def __missing__(self, token: str) -> int:
+        return UNK_ID
+
+
+class _Level:
+    """The counts of one order j of an order-n model: n-grams (h, w) with |h| = j - 1.
+
+    ngrams, ngram_counts     : (types,)  sorted keys rank(h) * |V| + w, and c(h, w)
+    context_total            : (contexts,) c(h) = sum_w c(h, w), indexed by rank(h)
+    context_types            : (contexts,) N1+(h .) = |{w : c(h, w) > 0}|
+    continuation_counts      : (types,)  N1+(. h w) = |{x : c(x, h, w) > 0}|   (j < n only)
+    continuation_total       : (contexts,) N1+(. h .) = sum_w N1+(. h w)        (j < n only)
+    """
+
+    def __init__(self, ngram_keys: np.ndarray, ngram_counts: np.ndarray, n_contexts: int, vocab_size: int):
+        self.ngrams = _KeyTable(ngram_keys, n_contexts * vocab_size)
+        self.ngram_counts = ngram_counts.astype(np.float64)
+        context_of = ngram_keys // vocab_size
+        self.context_total = np.bincount(context_of, weights=self.ngram_counts, minlength=n_contexts)
+        self.context_types = np.bincount(context_of, minlength=n_contexts).astype(np.float64)
+        self.continuation_counts = np.zeros(0)
+        self.continuation_total = np.zeros(0)
+
+
+# --------------------------------------------------------------------------------------------
+# The model
+# --------------------------------------------------------------------------------------------
+
+class NGramLM:
+    """An order-n language model P(w | h) with one of the smoothings in ``SMOOTHINGS``.
+
+    Parameters
+    ----------
+    order : n (1 = unigram, 2 = bigram, ...).
+    smoothing : ``"mle"``, ``"laplace"``, ``"add_k"``, ``"interpolated"`` or ``"kneser_ney"``.
+    k : the pseudo-count of ``"add_k"`` (> 0). ``"laplace"`` is k = 1.
+    discount : Kneser-Ney's absolute discount d, 0 <= d <= 1 (0.75 is the textbook value;
+        NLTK's ``KneserNeyInterpolated`` defaults to 0.1).
+    lambdas : ``"interpolated"`` weights (lambda_n, ..., lambda_1, lambda_0): lambda_m weighs the
+        MLE of order m and lambda_0 the uniform 1/|V|. n+1 non-negative numbers summing to 1,
+        lambda_0 > 0 so that no word gets probability 0. Default: lambda_0 = 0.01 and the rest
+        split in proportion 2^m, so higher orders weigh more (n = 3: 0.566, 0.283, 0.141, 0.01).
+    unk_cutoff : tokens seen fewer times than this in training become ``"<unk>"``.
+    interpolate_uniform : Kneser-Ney only. True (default): the recursion ends, as in Jurafsky &
+        Martin (3rd ed., eq. 3.35), with the discounted unigram level interpolated with 1/|V|,
+        so every word of V gets probability > 0, and order 1 is defined. False: it ends with the
+        bare continuation probability P_cont(w), exactly as NLTK's ``KneserNeyInterpolated``; a
+        word never seen as a continuation (often ``"<unk>"``) then gets probability 0, and
+        order 1 has no lower order to end with, so it is refused (NLTK divides by zero there).
+
+    Contexts
+    --------
+    ``prob(w, context)`` uses the last n-1 tokens of ``context``; a shorter context is
+    left-padded with ``"<s>"``, and unknown tokens become ``"<unk>"``. A context never seen in
+    training is handled by each smoothing's formula: add-k gives 1/|V|; interpolation and
+    Kneser-Ney drop the orders whose context is unseen (Kneser-Ney: alpha = 0, gamma = 1, as
+    NLTK); MLE is 0/0 there and, like NLTK's ``MLE.score``, ``prob`` returns 0 for every word,
+    while ``next_token_distribution`` and ``generate`` raise.
+
+    Unseen n-grams under MLE give probability 0, so ``cross_entropy`` and ``perplexity`` return
+    ``inf`` (the model calls the text impossible); use a smoothing to get a finite value.
+    """
+
+    def __init__(self, order: int, smoothing: str = "mle", *, k: float = 1.0, discount: float = 0.75,
+                 lambdas: Sequence[float] | None = None, unk_cutoff: int = 1,
+                 interpolate_uniform: bool = True):
+        self._order = _check_order(order, "order")
+        if not isinstance(smoothing, str) or smoothing not in SMOOTHINGS:
+            raise ValueError(f"unknown smoothing {smoothing!r}; choose one of {', '.join(SMOOTHINGS)}")
+        self._smoothing = smoothing
+        self._k = _check_k(k, allow_zero=False)
+        if smoothing == "laplace" and self._k != 1.0:
+            raise ValueError(f"'laplace' is add-k with k = 1; for k = {k} use smoothing='add_k'")
+        if isinstance(discount, bool) or not isinstance(discount, Real) or not 0 <= discount <= 1:
+            raise ValueError(f"discount d must be a number in [0, 1] (so each distribution sums to 1), got {discount!r}")
+        self._discount = float(discount)
+        self._lambdas = self._check_lambdas(lambdas)
+        if isinstance(unk_cutoff, bool) or not isinstance(unk_cutoff, (int, np.integer)) or unk_cutoff < 1:
+            raise ValueError(f"unk_cutoff must be an integer >= 1, got {unk_cutoff!r}")
+        self._unk_cutoff = int(unk_cutoff)
+        if not isinstance(interpolate_uniform, bool):
+            raise TypeError(f"interpolate_uniform must be True or False, got {interpolate_uniform!r}")
+        if smoothing == "kneser_ney" and not interpolate_uniform and self._order == 1:
+            raise ValueError("order-1 Kneser-Ney needs interpolate_uniform=True: without the uniform "
+                             "distribution there is no lower order to interpolate with")
+        self._interpolate_uniform = interpolate_uniform
+        self._vocabulary: tuple[str, ...] | None = None
+
+    def _check_lambdas(self, lambdas: Sequence[float] | None) -> tuple[float, ...]:
+        n = self._order
+        if lambdas is None:
+            weights = [2.0 ** m for m in range(n, 0, -1)]
+            return tuple(0.99 * w / sum(weights) for w in weights) + (0.01,)
+        if isinstance(lambdas, (str, bytes)) or not isinstance(lambdas, Iterable):
+            raise TypeError(f"lambdas must be a sequence of {n + 1} numbers, got {type(lambdas).__name__}")
+        values = tuple(lambdas)
+        if len(values) != n + 1:
+            raise ValueError(f"lambdas must have order + 1 = {n + 1} entries (lambda_{n}, ..., lambda_1 for the "
+                             f"MLE orders, then lambda_0 for the uniform 1/|V|), got {len(values)}")
+        if any(isinstance(v, bool) or not isinstance(v, Real) or not math.isfinite(v) or v < 0 for v in values):
+            raise ValueError(f"lambdas must be finite non-negative numbers, got {values!r}")
+        if abs(math.fsum(values) - 1.0) > 1e-9:
+            raise ValueError(f"lambdas must sum to 1, got sum {math.fsum(values)!r} for {values!r}")
+        if values[-1] <= 0:
+            raise ValueError("lambda_0 (the last entry, weight of the uniform 1/|V|) must be > 0, "
+                             "or unseen words get probability 0")
+        return tuple(float(v) for v in values)
+
+    # ---- read-only properties ----------------------------------------------------------------
+
+    @property
+    def order(self) -> int:
+        """n."""
+        return self._order
+
+    @property
+    def smoothing(self) -> str:
+        return self._smoothing
+
+    @property
+    def k(self) -> float:
+        return self._k
+
+    @property
+    def discount(self) -> float:
+        """Kneser-Ney's d."""
+        return self._discount
+
+    @property
+    def lambdas(self) -> tuple[float, ...]:
+        """(lambda_n, ..., lambda_1, lambda_0) of ``"interpolated"``."""
+        return self._lambdas
+
+    @property
+    def unk_cutoff(self) -> int:
+        return self._unk_cutoff
+
+    @property
+    def interpolate_uniform(self) -> bool:
+        return self._interpolate_uniform
+
+    @property
+    def vocabulary(self) -> tuple[str, ...]:
+        """V in id order: ``"<unk>"``, ``"<s>"``, ``"</s>"``, then the kept words sorted."""
+        self._require_fitted()
+        assert self._vocabulary is not None
+        return self._vocabulary
+
+    @property
+    def vocab_size(self) -> int:
+        """|V|, the three special symbols included."""
+        return len(self.vocabulary)
+
+    def __repr__(self) -> str:
+        state = f"|V|={len(self._vocabulary)}" if self._vocabulary is not None else "not fitted"
+        return f"NGramLM(order={self._order}, smoothing={self._smoothing!r}, {state})"
+
+    def _require_fitted(self) -> None:
+        if self._vocabulary is None:
+            raise ValueError("this NGramLM is not fitted yet: call .fit(sequences) first")
+
+    # ---- from tokens to windows of ids ---------------------------------------------------------
+
+    def _token_ids(self, sequences: object, what: str) -> tuple[np.ndarray, np.ndarray]:
+        """Ids of all tokens, concatenated, and each sequence's length. Shapes: (tokens,), (sequences,)."""
+        if isinstance(sequences, str) or not isinstance(sequences, Iterable):
+            raise TypeError(f"{what} must be an iterable of token sequences (lists of str), "
+                            f"got {type(sequences).__name__}")
+        sequence_list = []
+        for tokens in sequences:
+            if isinstance(tokens, str):
+                raise TypeError(f"each sequence in {what} must be a list of tokens, not a str ({tokens[:30]!r}); "
+                                "tokenize it first")
+            if not isinstance(tokens, (list, tuple)):
+                tokens = _check_tokens(tokens, f"each sequence in {what}")
+            sequence_list.append(tokens)
+        if not sequence_list:
+            raise ValueError(f"{what} is empty: give at least one sequence")
+        lengths = np.fromiter((len(tokens) for tokens in sequence_list), dtype=np.int64, count=len(sequence_list))
+        flat = list(chain.from_iterable(sequence_list))
+        try:
+            ids = np.fromiter(map(self._index.__getitem__, flat), dtype=np.int64, count=len(flat))
+        except TypeError:
+            bad = next(token for token in flat if not isinstance(token, str))
+            raise TypeError(f"tokens must be str, got {type(bad).__name__} {bad!r}") from None
+        for position in np.flatnonzero(ids == UNK_ID):  # only unknown tokens can be non-strings
+            if not isinstance(flat[position], str):
+                raise TypeError(f"tokens must be str, got {type(flat[position]).__name__} {flat[position]!r}")
+        if np.any((ids == BOS_ID) | (ids == EOS_ID)):
+            raise ValueError(f"{what} must not contain '{BOS}' or '{EOS}': the model adds that padding itself")
+        return ids, lengths
+
+    def _windows(self, ids: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The order-n window of ids ending at every predicted position, and its sequence index.
+
+        Each sequence is padded (n-1 <s>, tokens, </s>); its L+1 predicted positions are the
+        tokens and the </s>. Returns windows (positions, n), whose last column is the predicted
+        word w and the others its context h, and sequence_of (positions,).
+        """
+        n = self._order
+        padded_lengths = lengths + n
+        starts = np.concatenate(([0], np.cumsum(padded_lengths)[:-1]))
+        stream = np.full(int(padded_lengths.sum()), BOS_ID, dtype=np.int64)
+        predicted_per_sequence = lengths + 1
+        sequence_of = np.repeat(np.arange(lengths.size), predicted_per_sequence)
+        offset_in_sequence = np.arange(sequence_of.size) - np.repeat(
+            np.cumsum(predicted_per_sequence) - predicted_per_sequence, predicted_per_sequence)
+        predicted = starts[sequence_of] + (n - 1) + offset_in_sequence
+        is_end = offset_in_sequence == lengths[sequence_of]
+        stream[predicted[~is_end]] = ids
+        stream[predicted[is_end]] = EOS_ID
+        windows = stream[predicted[:, None] + np.arange(1 - n, 1)]
+        return windows, sequence_of
+
+    def _context_windows(self, context: object) -> np.ndarray:
+        """Ids of the last n-1 tokens of ``context``, left-padded with <s>. Shape (n-1,)."""
+        tokens = _check_tokens(context, "context")
+        ids = [self._index[token] for token in tokens]
+        width = self._order - 1
+        ids = ([BOS_ID] * width + ids)[len(ids):] if width else []
+        return np.asarray(ids, dtype=np.int64)
+
+    # ---- fit -------------------------------------------------------------------------------------
+
+    def fit(self, sequences: Iterable[Sequence[str]]) -> "NGramLM":
+        """Build V and count every order 1..n at the predicted positions. Refitting starts afresh."""
+        if isinstance(sequences, str) or not isinstance(sequences, Iterable):
+            raise TypeError(f"sequences must be an iterable of token lists, got {type(sequences).__name__}")
+        sequences = [tokens if isinstance(tokens, (list, tuple))
+                     else _check_tokens(tokens, "each training sequence") for tokens in sequences]
+        if not sequences:
+            raise ValueError("cannot fit on an empty list of sequences")
+        word_counts: Counter[str] = Counter()
+        for tokens in sequences:
+            try:
+                word_counts.update(tokens)
+            except TypeError:
+                _check_tokens(tokens, "each training sequence")  # names the token that is not a str
+                raise
+        for token in word_counts:
+            if not isinstance(token, str):
+                raise TypeError(f"tokens must be str, got {type(token).__name__} {token!r}")
+            if token in (BOS, EOS):
+                raise ValueError(f"training sequences must not contain '{BOS}' or '{EOS}': "
+                                 "the model adds that padding itself")
+        kept = sorted(w for w, c in word_counts.items() if c >= self._unk_cutoff and w not in SPECIALS)
+        self._vocabulary = SPECIALS + tuple(kept)
+        self._index = _TokenIds((token, i) for i, token in enumerate(self._vocabulary))
+
+        ids, lengths = self._token_ids(sequences, "sequences")
+        windows, _ = self._windows(ids, lengths)
+        self._count(windows)
+        return self
+
+    def _count(self, windows: np.ndarray) -> None:
+        """Fill the per-order tables from the training windows (positions, n)."""
+        n, V = self._order, len(self._vocabulary)
+        # Contexts of length m = 1..n-1, each packed from its (m-1)-suffix's rank and its first token.
+        self._contexts = [_KeyTable(np.zeros(1, dtype=np.int64), 1)]  # the empty context, rank 0
+        rank = np.zeros(windows.shape[0], dtype=np.int64)
+        ranks = [rank]
+        for m in range(1, n):
+            key_space = self._contexts[-1].keys.size * V
+            keys, rank = _unique_with_ranks(rank * V + windows[:, n - 1 - m], key_space)
+            self._contexts.append(_KeyTable(keys, key_space))
+            ranks.append(rank)
+        # Order j: n-grams (h, w) with |h| = j - 1.
+        w = windows[:, -1]
+        self._levels: list[_Level | None] = [None]
+        for j in range(1, n + 1):
+            n_contexts = self._contexts[j - 1].keys.size
+            keys, counts = _count_keys(ranks[j - 1] * V + w, n_contexts * V)
+            self._levels.append(_Level(keys, counts, n_contexts, V))
+        # Kneser-Ney's continuation counts: N1+(. h w) = number of distinct (x, h, w) at order j+1.
+        for j in range(1, n):
+            lower, higher = self._levels[j], self._levels[j + 1]
+            x_h_rank = higher.ngrams.keys // V                     # rank of the context (x, h)
+            h_rank = self._contexts[j].keys[x_h_rank] // V          # drop x: rank of h
+            suffix_keys = h_rank * V + higher.ngrams.keys % V       # (h, w)
+            index, _ = lower.ngrams.find(suffix_keys)
+            lower.continuation_counts = np.bincount(index, minlength=lower.ngrams.keys.size).astype(np.float64)
+            lower.continuation_total = np.bincount(lower.ngrams.keys // V, weights=lower.continuation_counts,
+                                                   minlength=lower.context_total.size)
+
+    # ---- scoring whole arrays of positions ------------------------------------------------------
+
+    def _context_ranks(self, windows: np.ndarray) -> list[np.ndarray]:
+        """rank of the length-m context of each window, m = 0..n-1; -1 where unseen in training."""
+        n, V = self._order, len(self._vocabulary)
+        rank = np.zeros(windows.shape[0], dtype=np.int64)
+        ranks = [rank]
+        for m in range(1, n):
+            index, found = self._contexts[m].find(rank * V + windows[:, n - 1 - m])
+            rank = np.where(found & (rank >= 0), index, -1)
+            ranks.append(rank)
+        return ranks
+
+    def _probabilities(self, windows: np.ndarray) -> np.ndarray:
+        """P(w | h) for every window (positions, n) -> (positions,)."""
+        ranks = self._context_ranks(windows)
+        w = windows[:, -1]
+        V = len(self._vocabulary)
+
+        def counts(j: int, table: np.ndarray) -> np.ndarray:
+            """table[(h, w)] at order j, 0 for an n-gram never seen."""
+            index, found = self._levels[j].ngrams.find(ranks[j - 1] * V + w)
+            return _gather(table, index, found & (ranks[j - 1] >= 0))
+
+        def per_context(j: int, table: np.ndarray) -> np.ndarray:
+            """table[h] at order j, 0 for a context never seen."""
+            seen = ranks[j - 1] >= 0
+            return _gather(table, ranks[j - 1], seen)
+
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if self._smoothing == "mle":
+                return self._mle(counts, per_context)
+            if self._smoothing in ("laplace", "add_k"):
+                return self._add_k(counts, per_context, V)
+            if self._smoothing == "interpolated":
+                return self._interpolated(counts, per_context, V, w.size)
+            return self._kneser_ney(counts, per_context, V, w.size)
+
+    def _mle(self, counts, per_context) -> np.ndarray:
+        n, level = self._order, self._levels[self._order]
+        c_hw, c_h = counts(n, level.ngram_counts), per_context(n, level.context_total)
+        return np.where(c_h > 0, c_hw / c_h, 0.0)  # 0/0 in an unseen context: 0, as NLTK
+
+    def _add_k(self, counts, per_context, V: int) -> np.ndarray:
+        n, level, k = self._order, self._levels[self._order], self._k
+        c_hw, c_h = counts(n, level.ngram_counts), per_context(n, level.context_total)
+        return (c_hw + k) / (c_h + V * k)
+
+    def _interpolated(self, counts, per_context, V: int, size: int) -> np.ndarray:
+        """sum over the orders m whose context was seen of lambda_m P_MLE, plus lambda_0 / |V|,
+        over the sum of the lambdas used (an unseen context's weight is shared out pro rata)."""
+        n = self._order
+        lambda_0 = self._lambdas[n]
+        numerator = np.full(size, lambda_0 / V)
+        weight = np.full(size, lambda_0)
+        for m in range(1, n + 1):
+            lambda_m = self._lambdas[n - m]
+            level = self._levels[m]
+            c_hw, c_h = counts(m, level.ngram_counts), per_context(m, level.context_total)
+            seen = c_h > 0
+            numerator += np.where(seen, lambda_m * (c_hw / np.where(seen, c_h, 1.0)), 0.0)
+            weight += np.where(seen, lambda_m, 0.0)
+        return numerator / weight
+
+    def _kneser_ney(self, counts, per_context, V: int, size: int) -> np.ndarray:
+        """Interpolated Kneser-Ney, from the unigram level up to order n:
+
+            P_KN(w | h) = max(c_KN(h, w) - d, 0) / sum_w' c_KN(h, w')  +  gamma(h) P_KN(w | h'),
+            gamma(h)    = d |{w : c(h, w) > 0}| / sum_w' c_KN(h, w'),
+
+        where h' drops the oldest token of h, c_KN is the count c at order n and the continuation
+        count N1+(. h w) below it, and an unseen context passes P_KN(w | h') through unchanged
+        (alpha = 0, gamma = 1). The recursion ends with 1/|V| (``interpolate_uniform``) or, as in
+        NLTK, with P_cont(w) = N1+(. w) / N1+(. .) itself.
+        """
+        n, d = self._order, self._discount
+        p = np.full(size, 1.0 / V)
+        for j in range(1, n + 1):
+            level = self._levels[j]
+            if j == n:
+                c_kn, total = counts(j, level.ngram_counts), per_context(j, level.context_total)
+            else:
+                c_kn, total = counts(j, level.continuation_counts), per_context(j, level.continuation_total)
+            if j == 1 and not self._interpolate_uniform:
+                p = c_kn / total  # NLTK's unigram_score: the bare continuation probability
+                continue
+            types = per_context(j, level.context_types)
+            alpha = np.maximum(c_kn - d, 0.0) / total
+            gamma = d * types / total
+            p = np.where(total > 0, alpha + gamma * p, p)
+        return p
+
+    # ---- the public API --------------------------------------------------------------------------
+
+    def prob(self, word: str, context: Sequence[str] = ()) -> float:
+        """P(word | last n-1 tokens of context); unknown tokens count as ``"<unk>"``."""
+        self._require_fitted()
+        if not isinstance(word, str):
+            raise TypeError(f"word must be a str token, got {type(word).__name__} {word!r}")
+        window = np.append(self._context_windows(context), self._index[word])
+        return float(self._probabilities(window[None, :])[0])
+
+    def logprob(self, word: str, context: Sequence[str] = ()) -> float:
+        """ln P(word | context); ``-inf`` where the probability is 0."""
+        p = self.prob(word, context)
+        return math.log(p) if p > 0 else -math.inf
+
+    def count(self, ngram: Sequence[str]) -> int:
+        """c(ngram) as counted at fit, for 1 <= len(ngram) <= n (unknown tokens as ``"<unk>"``)."""
+        self._require_fitted()
+        tokens = _check_tokens(ngram, "ngram")
+        if not 1 <= len(tokens) <= self._order:
+            raise ValueError(f"an order-{self._order} model counts n-grams of length 1..{self._order}, "
+                             f"got length {len(tokens)}")
+        width = self._order - len(tokens)
+        window = np.asarray([BOS_ID] * width + [self._index[t] for t in tokens], dtype=np.int64)
+        j = len(tokens)
+        rank = self._context_ranks(window[None, :])[j - 1]
+        if rank[0] < 0:
+            return 0
+        index, found = self._levels[j].ngrams.find(rank * len(self._vocabulary) + window[-1])
+        return int(self._levels[j].ngram_counts[index[0]]) if found[0] else 0
+
+    def ngram_counts(self, m: int | None = None) -> dict[tuple[str, ...], int]:
+        """All m-gram counts (default m = n) as ``{(w1, ..., wm): c}``; equals ``count_ngrams(data, m)``
+        on the training data once rare words are mapped to ``"<unk>"``."""
+        self._require_fitted()
+        m = self._order if m is None else _check_order(m, "m")
+        if m > self._order:
+            raise ValueError(f"an order-{self._order} model has counts of orders 1..{self._order}, not {m}")
+        V, level = len(self._vocabulary), self._levels[m]
+        columns = []
+        rank = level.ngrams.keys // V
+        for length in range(m - 1, 0, -1):   # unpack the context from its oldest token onwards
+            key = self._contexts[length].keys[rank]
+            columns.append(key % V)
+            rank = key // V
+        columns.append(level.ngrams.keys % V)
+        vocabulary = self._vocabulary
+        grams = zip(*(col.tolist() for col in columns))
+        return {tuple(vocabulary[i] for i in gram): int(c) for gram, c in zip(grams, level.ngram_counts.tolist())}
+
+    def next_token_distribution(self, context: Sequence[str] = ()) -> dict[str, float]:
+        """P(. | context) over the whole vocabulary (``"</s>"``, ``"<unk>"`` and ``"<s>"`` included)."""
+        self._require_fitted()
+        probabilities = self._next_token_probabilities(self._context_windows(context))
+        return dict(zip(self._vocabulary, probabilities.tolist()))
+
+    def _next_token_probabilities(self, context_ids: np.ndarray) -> np.ndarray:
+        V = len(self._vocabulary)
+        windows = np.column_stack([np.tile(context_ids, (V, 1)), np.arange(V, dtype=np.int64)])
+        probabilities = self._probabilities(windows)
+        if self._smoothing == "mle" and probabilities.sum() == 0:
+            shown = [self._vocabulary[i] for i in context_ids]
+            raise ValueError(f"the context {shown!r} never occurs in training, so P_MLE(. | h) is 0/0 there; "
+                             "use a smoothing such as 'kneser_ney' or 'laplace'")
+        return probabilities
+
+    def _sequence_logprobs(self, sequences: object, what: str) -> tuple[np.ndarray, np.ndarray]:
+        """ln P(w | h) at every predicted position, and each position's sequence index."""
+        self._require_fitted()
+        ids, lengths = self._token_ids(sequences, what)
+        windows, sequence_of = self._windows(ids, lengths)
+        with np.errstate(divide="ignore"):
+            return np.log(self._probabilities(windows)), sequence_of
+
+    def sequence_logprob(self, tokens: Sequence[str]) -> float:
+        """ln P(tokens </s>) = the sum of ln P(w | h) over the tokens and the final ``"</s>"``."""
+        tokens = _check_tokens(tokens, "tokens")
+        logprobs, _ = self._sequence_logprobs([tokens], "tokens")
+        return float(logprobs.sum())
+
+    def cross_entropy(self, sequences: Iterable[Sequence[str]]) -> float:
+        """Mean of -ln P(w | h) over all predicted tokens (``"</s>"`` included): nats per token.
+        ``inf`` when some token has probability 0 (possible only without smoothing)."""
+        logprobs, _ = self._sequence_logprobs(sequences, "sequences")
+        return float(-logprobs.mean())
+
+    def perplexity(self, sequences: Iterable[Sequence[str]]) -> float:
+        """exp(cross_entropy): the effective number of equally likely choices per token."""
+        return math.exp(self.cross_entropy(sequences))
+
+    def generate(self, max_tokens: int = 50, context: Sequence[str] = (), seed: int = 0) -> list[str]:
+        """Sample w ~ P(. | h) token after token, starting after ``context``.
+
+        Stops when ``"</s>"`` is drawn (it is not returned) or after ``max_tokens`` tokens.
+        The same seed gives the same tokens.
+        """
+        self._require_fitted()
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, (int, np.integer)) or max_tokens < 0:
+            raise ValueError(f"max_tokens must be a non-negative integer, got {max_tokens!r}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+            raise TypeError(f"seed must be an integer, got {type(seed).__name__}")
+        rng = np.random.default_rng(seed)
+        history = list(self._context_windows(context))
+        width = self._order - 1
+        generated: list[str] = []
+        while len(generated) < max_tokens:
+            context_ids = np.asarray(history[len(history) - width:] if width else [], dtype=np.int64)
+            cumulative = np.cumsum(self._next_token_probabilities(context_ids))
+            token = int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right"))
+            token = min(token, len(self._vocabulary) - 1)
+            if token == EOS_ID:
+                break
+            generated.append(self._vocabulary[token])
+            history.append(token)
+        return generated

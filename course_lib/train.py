@@ -1,0 +1,479 @@
+"""The training loop every chapter from Chapter 3 on uses.
+
+Training a language model is the same few lines whatever the model:
+
+    for step in 1 .. max_steps:
+        loss = mean NLL of a mini-batch             (forward)
+        gradients of the loss                       (backward)
+        optionally rescale them to a maximum norm   (clipping, Chapter 4)
+        parameters -= update from the optimizer     (SGD or AdamW)
+        every eval_every steps: loss on held-out batches; stop when it no longer improves
+
+:func:`train` is those lines, plus what the chapters plot (a :class:`History`), a progress bar,
+and clear messages when something goes wrong. Batches come from any iterable; for arrays of
+examples use :func:`random_batches`, for one long token stream :func:`stream_batches`.
+Checkpoints are safetensors files (:func:`save_checkpoint`, :func:`load_checkpoint`).
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from course_lib.checkpoint import load_checkpoint, read_checkpoint_metadata, save_checkpoint
+from course_lib.runtime import pick_device
+
+Tensor = torch.Tensor
+Batch = Any  # usually (inputs, targets); any nesting of tuples, lists and dicts of tensors
+LossFn = Callable[[nn.Module, Batch], Tensor]
+
+__all__ = [
+    "TrainConfig",
+    "History",
+    "NonFiniteLossError",
+    "train",
+    "language_model_loss",
+    "evaluate",
+    "random_batches",
+    "stream_batches",
+    "save_checkpoint",
+    "load_checkpoint",
+    "read_checkpoint_metadata",
+]
+
+OPTIMIZERS = ("adamw", "sgd")
+
+
+@dataclass
+class TrainConfig:
+    """How to train.
+
+    Attributes:
+        max_steps: the number of optimizer updates.
+        batch_size: examples per batch. The loop takes batches as the iterator makes them;
+            this field records the size for the batch helpers and for checkpoints.
+        learning_rate: step size of the optimizer.
+        weight_decay: decoupled weight decay for AdamW, L2 penalty for SGD.
+        optimizer: ``"adamw"`` or ``"sgd"``.
+        clip_grad_norm: if set, gradients are rescaled so their total L2 norm is at most this.
+        eval_every: evaluate on the validation batches every this many steps (and at the last step).
+        eval_batches: how many validation batches each evaluation averages over.
+        early_stopping_patience: stop after this many evaluations in a row without a new best
+            validation loss, then restore the best weights. ``None`` trains for ``max_steps``.
+        seed: seeds PyTorch's generator at the start of training (dropout and any other
+            randomness inside the model); batch order is seeded by the batch helpers.
+        device: ``"cpu"`` (default), ``"cuda"``, ``"mps"`` or ``"auto"``.
+        progress: show a progress bar with the running loss.
+    """
+
+    max_steps: int
+    batch_size: int
+    learning_rate: float = 3e-3
+    weight_decay: float = 0.0
+    optimizer: str = "adamw"
+    clip_grad_norm: float | None = None
+    eval_every: int = 100
+    eval_batches: int = 20
+    early_stopping_patience: int | None = None
+    seed: int = 0
+    device: str = "cpu"
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("max_steps", "batch_size", "eval_every", "eval_batches"):
+            _require_positive_int(name, getattr(self, name))
+        if self.early_stopping_patience is not None:
+            _require_positive_int("early_stopping_patience", self.early_stopping_patience)
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if not _is_number(self.learning_rate) or self.learning_rate <= 0:
+            raise ValueError(f"learning_rate must be a positive number, got {self.learning_rate!r}")
+        if not _is_number(self.weight_decay) or self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be a number >= 0, got {self.weight_decay!r}")
+        if self.clip_grad_norm is not None and (not _is_number(self.clip_grad_norm) or self.clip_grad_norm <= 0):
+            raise ValueError(f"clip_grad_norm must be a positive number or None, got {self.clip_grad_norm!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+
+
+@dataclass
+class History:
+    """What happened during training, for the chapters' plots.
+
+    Attributes:
+        steps, train_loss, grad_norm: one entry per optimizer update (steps count from 1);
+            ``grad_norm`` is the total L2 norm of the gradients *before* clipping.
+        val_steps, val_loss: one entry per evaluation.
+        best_val_loss, best_step: the lowest validation loss and the step it was reached at
+            (``nan`` and ``-1`` when there was no validation).
+        stopped_early: whether early stopping ended training before ``max_steps``.
+    """
+
+    steps: list[int] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    val_steps: list[int] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    grad_norm: list[float] = field(default_factory=list)
+    best_val_loss: float = math.nan
+    best_step: int = -1
+    stopped_early: bool = False
+
+
+class NonFiniteLossError(ValueError):
+    """The loss or the gradients became ``nan`` or ``inf``; ``.history`` holds the steps so far."""
+
+    def __init__(self, message: str, history: History) -> None:
+        super().__init__(message)
+        self.history = history
+
+
+# --------------------------------------------------------------------------- losses and evaluation
+
+
+def _model_logits(output: Any) -> Tensor:
+    """The logits in a model's output: the tensor itself, the first element of a tuple
+    (recurrent models also return their state), or a ``.logits`` attribute (Hugging Face)."""
+    if isinstance(output, Tensor):
+        return output
+    if isinstance(output, (tuple, list)) and output and isinstance(output[0], Tensor):
+        return output[0]
+    logits = getattr(output, "logits", None)
+    if isinstance(logits, Tensor):
+        return logits
+    raise TypeError(
+        f"the model returned {type(output).__name__}; language_model_loss expects logits, "
+        "a tuple whose first element is the logits, or an object with a .logits tensor"
+    )
+
+
+def language_model_loss(model: nn.Module, batch: Batch) -> Tensor:
+    """Mean cross-entropy of the model's next-token predictions on ``batch = (inputs, targets)``.
+
+    Works for both shapes the book uses:
+
+    * fixed-window models: logits ``(batch, V)``, targets ``(batch,)``;
+    * sequence models (RNN, GPT): logits ``(batch, time, V)``, targets ``(batch, time)``.
+
+    Targets equal to -100 are ignored (PyTorch's padding convention). This is PyTorch's fused
+    ``F.cross_entropy``, which Chapter 3 shows equals ``neural_lm.cross_entropy`` written out.
+    """
+    if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+        raise TypeError(
+            f"language_model_loss expects a batch (inputs, targets), got {type(batch).__name__}"
+            + (f" of length {len(batch)}" if isinstance(batch, (tuple, list)) else "")
+            + "; pass loss_fn=... to train on batches of another form"
+        )
+    inputs, targets = batch
+    logits = _model_logits(model(inputs))
+    if logits.dim() not in (2, 3):
+        raise ValueError(
+            f"logits must have shape (batch, vocab) or (batch, time, vocab), got {tuple(logits.shape)}"
+        )
+    if not isinstance(targets, Tensor) or targets.shape != logits.shape[:-1]:
+        shape = tuple(targets.shape) if isinstance(targets, Tensor) else type(targets).__name__
+        raise ValueError(
+            f"targets of shape {shape} do not match logits of shape {tuple(logits.shape)}: "
+            f"expected targets of shape {tuple(logits.shape[:-1])} (the logits without the vocabulary dimension)"
+        )
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+
+
+def _to_device(batch: Batch, device: torch.device) -> Batch:
+    if isinstance(batch, Tensor):
+        return batch.to(device)
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(_to_device(item, device) for item in batch)
+    if isinstance(batch, dict):
+        return {key: _to_device(value, device) for key, value in batch.items()}
+    return batch
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    first = next(model.parameters(), None)
+    return first.device if first is not None else torch.device("cpu")
+
+
+def evaluate(
+    model: nn.Module,
+    batches: Iterable[Batch],
+    loss_fn: LossFn = language_model_loss,
+    max_batches: int | None = None,
+) -> float:
+    """Mean of ``loss_fn`` over ``batches`` (at most ``max_batches`` of them), without gradients.
+
+    The model is put in evaluation mode (dropout off) and returned to the mode it was in.
+    Each batch counts equally, so equal-sized batches give the mean per example.
+    """
+    if max_batches is not None:
+        _require_positive_int("max_batches", max_batches)
+    device = _model_device(model)
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    try:
+        with torch.no_grad():
+            # iter() of a list starts a fresh pass (the same validation set every time);
+            # of an endless sampler, it goes on where the last evaluation stopped.
+            for batch in islice(iter(batches), max_batches):
+                total += float(loss_fn(model, _to_device(batch, device)))
+                count += 1
+    finally:
+        model.train(was_training)
+    if count == 0:
+        raise ValueError(
+            "the evaluation batches are empty (a one-shot iterator already used up?); "
+            "pass a list of batches or an endless sampler such as random_batches"
+        )
+    return total / count
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+def _make_optimizer(params: list[nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+    return torch.optim.SGD(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+
+
+def _diverged(what: str, step: int, history: History) -> NonFiniteLossError:
+    return NonFiniteLossError(
+        f"the {what} became non-finite (nan or inf) at step {step}; training stopped. "
+        "Try a lower learning_rate or set clip_grad_norm (e.g. 1.0) in the TrainConfig.",
+        history,
+    )
+
+
+def train(
+    model: nn.Module,
+    train_batches: Iterable[Batch],
+    config: TrainConfig,
+    *,
+    val_batches: Iterable[Batch] | None = None,
+    loss_fn: LossFn = language_model_loss,
+    on_step: Callable[[int, History], None] | None = None,
+) -> History:
+    """Train ``model`` in place for ``config.max_steps`` updates and return its :class:`History`.
+
+    Args:
+        model: any ``nn.Module``; it is moved to ``config.device``.
+        train_batches: an iterable of batches. An endless sampler (:func:`random_batches`,
+            :func:`stream_batches`) is the usual choice; a list is gone through again as often
+            as needed. A one-shot iterator that runs out ends training early, with a warning.
+        config: the :class:`TrainConfig`.
+        val_batches: held-out batches, evaluated every ``config.eval_every`` steps and at the
+            last step on ``config.eval_batches`` batches. A list gives the same validation set
+            at every evaluation; an endless sampler gives fresh batches each time.
+        loss_fn: ``loss_fn(model, batch) -> scalar tensor``; the default is the mean next-token
+            cross-entropy on ``(inputs, targets)``.
+        on_step: called as ``on_step(step, history)`` after every update (and its evaluation).
+
+    With ``early_stopping_patience`` set, training stops once that many evaluations in a row
+    bring no new best validation loss, and — whether it stopped early or ran to the end — the
+    model is given back with the weights of its best evaluation (``history.best_step``).
+
+    Raises:
+        NonFiniteLossError: the loss or gradient norm became nan/inf (its ``.history`` has the
+            steps so far).
+        ValueError: no batches, a non-scalar loss, or early stopping without validation batches.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    if config.early_stopping_patience is not None and val_batches is None:
+        raise ValueError("early_stopping_patience needs val_batches to measure improvement; pass val_batches=...")
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("the model has no trainable parameters (requires_grad=True); nothing to train")
+
+    torch.manual_seed(config.seed)
+    device = pick_device(config.device)
+    model.to(device)
+    optimizer = _make_optimizer(params, config)
+    history = History()
+    best_state: dict[str, Tensor] | None = None
+    evaluations_without_improvement = 0
+
+    batch_iterator = iter(train_batches)
+    restartable = batch_iterator is not train_batches  # a list or other re-iterable collection
+    running_loss: float | None = None
+
+    bar = tqdm(total=config.max_steps, disable=not config.progress, desc="training", leave=False)
+    try:
+        for step in range(1, config.max_steps + 1):
+            try:
+                batch = next(batch_iterator)
+            except StopIteration:
+                if step == 1:
+                    raise ValueError("train_batches yielded no batches; check the data source") from None
+                if not restartable:
+                    warnings.warn(
+                        f"train_batches ran out after {step - 1} of {config.max_steps} steps; training stopped. "
+                        "Use an endless sampler (random_batches, stream_batches) or a list of batches.",
+                        stacklevel=2,
+                    )
+                    break
+                batch_iterator = iter(train_batches)  # next pass (epoch) over the collection
+                batch = next(batch_iterator)
+
+            model.train()
+            loss = loss_fn(model, _to_device(batch, device))
+            if not isinstance(loss, Tensor) or loss.dim() != 0:
+                shape = tuple(loss.shape) if isinstance(loss, Tensor) else type(loss).__name__
+                raise ValueError(f"loss_fn must return a scalar tensor, got {shape}; reduce it with .mean()")
+            loss_value = float(loss.detach())
+            if not math.isfinite(loss_value):
+                raise _diverged("loss", step, history)
+
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grads = [p.grad for p in params if p.grad is not None]
+            if config.clip_grad_norm is not None:
+                # clip_grad_norm_ returns the total norm measured before rescaling.
+                grad_norm = float(torch.nn.utils.clip_grad_norm_(params, config.clip_grad_norm))
+            else:
+                grad_norm = float(torch.nn.utils.get_total_norm(grads)) if grads else 0.0
+            if not math.isfinite(grad_norm):
+                raise _diverged("gradient norm", step, history)
+            optimizer.step()
+
+            history.steps.append(step)
+            history.train_loss.append(loss_value)
+            history.grad_norm.append(grad_norm)
+            running_loss = loss_value if running_loss is None else 0.95 * running_loss + 0.05 * loss_value
+            bar.update(1)
+            bar.set_postfix(loss=f"{running_loss:.4f}", refresh=False)
+
+            stop = False
+            if val_batches is not None and (step % config.eval_every == 0 or step == config.max_steps):
+                val_loss = evaluate(model, val_batches, loss_fn, max_batches=config.eval_batches)
+                if not math.isfinite(val_loss):
+                    raise _diverged("validation loss", step, history)
+                history.val_steps.append(step)
+                history.val_loss.append(val_loss)
+                if history.best_step < 0 or val_loss < history.best_val_loss:
+                    history.best_val_loss, history.best_step = val_loss, step
+                    evaluations_without_improvement = 0
+                    if config.early_stopping_patience is not None:
+                        best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                else:
+                    evaluations_without_improvement += 1
+                patience = config.early_stopping_patience
+                stop = patience is not None and evaluations_without_improvement >= patience
+                history.stopped_early = stop and step < config.max_steps
+
+            if on_step is not None:
+                on_step(step, history)
+            if stop:
+                break
+    finally:
+        bar.close()
+
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return history
+
+
+# --------------------------------------------------------------------------- batches
+
+
+def random_batches(x: Tensor, y: Tensor, batch_size: int, seed: int) -> Iterator[tuple[Tensor, Tensor]]:
+    """Endless shuffled mini-batches ``(x[i], y[i])`` from tensors of examples.
+
+    Each pass (epoch) is a fresh permutation of the N examples cut into ``N // batch_size``
+    batches of exactly ``batch_size``; the few left over in one epoch are seen in others.
+
+    Args:
+        x: ``(N, ...)`` inputs, e.g. contexts ``(N, n-1)``.
+        y: ``(N, ...)`` targets, e.g. next tokens ``(N,)``.
+        batch_size: examples per batch, at most N.
+        seed: the shuffling seed; the same seed gives the same batches.
+    """
+    _require_positive_int("batch_size", batch_size)
+    if not isinstance(x, Tensor) or not isinstance(y, Tensor):
+        raise TypeError("x and y must be torch tensors (use torch.as_tensor to convert)")
+    if x.dim() == 0 or y.dim() == 0 or x.shape[0] != y.shape[0]:
+        raise ValueError(
+            f"x and y must hold the same number of examples along their first dimension, "
+            f"got shapes {tuple(x.shape)} and {tuple(y.shape)}"
+        )
+    n = x.shape[0]
+    if batch_size > n:
+        raise ValueError(f"batch_size {batch_size} is larger than the {n} examples; use batch_size <= {n}")
+    return _random_batches(x, y, batch_size, _generator(seed))
+
+
+def _random_batches(x: Tensor, y: Tensor, batch_size: int, generator: torch.Generator) -> Iterator:
+    n = x.shape[0]
+    while True:
+        order = torch.randperm(n, generator=generator)
+        for start in range(0, n - batch_size + 1, batch_size):
+            index = order[start : start + batch_size].to(x.device)
+            yield x[index], y[index]
+
+
+def stream_batches(
+    ids: Tensor, block_size: int, batch_size: int, seed: int
+) -> Iterator[tuple[Tensor, Tensor]]:
+    """Endless batches of random windows of a 1-D token stream, for sequence models.
+
+    Each row is ``block_size`` consecutive tokens starting at a random position s; its targets
+    are the next tokens, the same window shifted by one::
+
+        inputs[b]  = ids[s     : s + block_size]
+        targets[b] = ids[s + 1 : s + block_size + 1]
+
+    Returns:
+        an iterator of ``(inputs, targets)``, each ``(batch_size, block_size)`` of ``torch.long``.
+    """
+    _require_positive_int("block_size", block_size)
+    _require_positive_int("batch_size", batch_size)
+    ids = torch.as_tensor(ids)
+    if ids.numel() == 0:
+        ids = ids.long()  # an empty list would otherwise become a float tensor
+    if ids.dim() != 1:
+        raise ValueError(f"ids must be a 1-D token stream, got shape {tuple(ids.shape)}")
+    if ids.is_floating_point() or ids.dtype == torch.bool:
+        raise TypeError(f"ids must be integer token ids, got dtype {ids.dtype}")
+    if ids.numel() < block_size + 1:
+        raise ValueError(
+            f"a stream of {ids.numel()} tokens is too short for windows of block_size={block_size} "
+            f"plus the shifted target; use block_size <= {ids.numel() - 1}"
+        )
+    return _stream_batches(ids.long(), block_size, batch_size, _generator(seed))
+
+
+def _stream_batches(ids: Tensor, block_size: int, batch_size: int, generator: torch.Generator) -> Iterator:
+    last_start = ids.numel() - block_size - 1  # the target window must end inside the stream
+    offsets = torch.arange(block_size)
+    while True:
+        starts = torch.randint(0, last_start + 1, (batch_size,), generator=generator)
+        index = (starts[:, None] + offsets).to(ids.device)  # (batch, block_size)
+        yield ids[index], ids[index + 1]
+
+
+# --------------------------------------------------------------------------- small helpers
+
+
+def _generator(seed: int) -> torch.Generator:
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    return torch.Generator().manual_seed(seed)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _require_positive_int(name: str, value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")

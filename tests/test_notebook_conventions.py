@@ -1,0 +1,362 @@
+"""Conventions every committed notebook follows, so that the book and CI stay trustworthy.
+
+Book chapters and solution notebooks are committed with their outputs: the book shows those
+outputs and ``make test`` re-executes each notebook with nbval and compares. So every notebook must
+be valid nbformat 4 for the ``python3`` kernel, fully executed (no cell left unrun, no error output,
+no huge output), and seeded in its first code cell. A book chapter ``book/NN_topic.ipynb`` also has
+a title, a summary, exercises, references, at least one figure, and uses ``course_lib``.
+
+Each check returns the list of problems it finds, so a failure says what to fix and where; the
+checks are tested here too, on small notebooks built to break each rule.
+"""
+from __future__ import annotations
+
+import ast
+import json
+import re
+from functools import lru_cache
+from pathlib import Path
+
+import nbformat
+import pytest
+from IPython.core.inputtransformer2 import TransformerManager
+from markdown_it import MarkdownIt
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((REPO / "book").glob("*.ipynb")) + sorted((REPO / "solutions").glob("*.ipynb"))
+CHAPTER_NAME = re.compile(r"\d{2}_\w+\.ipynb")
+CHAPTERS = [path for path in NOTEBOOKS if path.parent.name == "book" and CHAPTER_NAME.fullmatch(path.name)]
+MAX_OUTPUT_BYTES = 200_000  # images excepted: a figure may be bigger than any text output should be
+IMAGE_MIME_TYPES = ("image/png", "image/jpeg", "image/svg+xml", "image/gif")
+CITATION = re.compile(r"\{cite(:\w+)?\}`|```\{bibliography\}")
+
+
+def notebook_id(path: Path) -> str:
+    return str(path.relative_to(REPO))
+
+
+@lru_cache(maxsize=None)
+def load(path: Path) -> nbformat.NotebookNode:
+    try:
+        return nbformat.read(path, as_version=nbformat.NO_CONVERT)
+    except Exception as error:  # unreadable JSON, not a notebook at all, ...
+        pytest.fail(f"{notebook_id(path)} cannot be read as a notebook: {type(error).__name__}: {error}")
+
+
+def code_cells(notebook: nbformat.NotebookNode) -> list[tuple[int, nbformat.NotebookNode]]:
+    """The non-empty code cells, with their 1-based position among all cells (as Jupyter shows it)."""
+    return [(number, cell) for number, cell in enumerate(notebook.cells, start=1)
+            if cell.cell_type == "code" and cell.source.strip()]
+
+
+def python_syntax(source: str) -> ast.Module | None:
+    """The cell parsed as Python once IPython magics are turned into calls; None if it does not parse."""
+    try:
+        return ast.parse(TransformerManager().transform_cell(source))
+    except SyntaxError:
+        return None
+
+
+# ------------------------------------------------------------------ every notebook
+
+def format_problems(notebook: nbformat.NotebookNode) -> list[str]:
+    problems = []
+    if notebook.get("nbformat") != 4:
+        problems.append(f"nbformat {notebook.get('nbformat')}: save it as nbformat 4 (any current Jupyter does)")
+    try:
+        nbformat.validate(notebook)
+    except nbformat.ValidationError as error:
+        problems.append(f"not a valid notebook: {error.message}")
+    kernel = notebook.get("metadata", {}).get("kernelspec", {}).get("name")
+    if kernel != "python3":
+        problems.append(f"kernelspec is {kernel!r}; it must be 'python3' (Kernel > Change kernel > Python 3)")
+    return problems
+
+
+def output_expected(source: str) -> str | None:
+    """Why this code must have produced output (a reason to quote), or None if it may be silent.
+
+    Deliberately cautious: only a top-level ``print(...)``/``display(...)`` call, or a final bare
+    expression that is not a call (a call may return None) and is not silenced with ``;``.
+    """
+    if source.lstrip().startswith("%%"):  # a cell magic (%%capture, %%time, ...) decides for itself
+        return None
+    tree = python_syntax(source)
+    if tree is None or not tree.body:
+        return None
+    for statement in tree.body:
+        if (isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call)
+                and isinstance(statement.value.func, ast.Name) and statement.value.func.id in ("print", "display")):
+            return f"it calls {statement.value.func.id}() at line {statement.lineno}"
+    last = tree.body[-1]
+    silenced = source.rstrip().split("\n")[-1].split("#")[0].rstrip().endswith(";")
+    if (isinstance(last, ast.Expr) and not silenced
+            and not isinstance(last.value, (ast.Call, ast.Await, ast.Yield, ast.YieldFrom))
+            and not (isinstance(last.value, ast.Constant) and last.value.value in (None, Ellipsis))):
+        return "it ends with an expression whose value Jupyter displays"
+    return None
+
+
+def execution_problems(notebook: nbformat.NotebookNode) -> list[str]:
+    problems = []
+    never_run = [str(number) for number, cell in code_cells(notebook) if cell.get("execution_count") is None]
+    if never_run:
+        which = f"cell {never_run[0]} was" if len(never_run) == 1 else f"cells {', '.join(never_run)} were"
+        problems.append(f"{which} never run (no execution_count): run the whole notebook "
+                        "(`make notebooks`) and save it with its outputs")
+    for number, cell in code_cells(notebook):
+        if cell.get("execution_count") is None:
+            continue
+        outputs = cell.get("outputs", [])
+        for output in outputs:
+            if output.get("output_type") == "error":
+                problems.append(f"cell {number} has an error output ({output.get('ename')}: "
+                                f"{str(output.get('evalue'))[:120]})")
+        reason = output_expected(cell.source)
+        if not outputs and reason:
+            problems.append(f"cell {number} has no stored output although {reason}: save the notebook after running it")
+    return problems
+
+
+def output_size_problems(notebook: nbformat.NotebookNode) -> list[str]:
+    problems = []
+    for number, cell in code_cells(notebook):
+        for output in cell.get("outputs", []):
+            text_part = dict(output)
+            if "data" in output:
+                text_part["data"] = {mime: value for mime, value in output["data"].items() if mime not in IMAGE_MIME_TYPES}
+            size = len(json.dumps(text_part).encode())
+            if size > MAX_OUTPUT_BYTES:
+                problems.append(f"cell {number} stores a {output.get('output_type')} output of {size / 1000:.0f} KB "
+                                f"(limit {MAX_OUTPUT_BYTES // 1000} KB): print a summary, not the whole object")
+    return problems
+
+
+def calls(tree: ast.AST, name: str) -> bool:
+    return any(isinstance(node, ast.Call)
+               and ((isinstance(node.func, ast.Name) and node.func.id == name)
+                    or (isinstance(node.func, ast.Attribute) and node.func.attr == name))
+               for node in ast.walk(tree))
+
+
+def seeding_problems(notebook: nbformat.NotebookNode) -> list[str]:
+    cells = code_cells(notebook)
+    if not cells:
+        return ["the notebook has no code cell; its first code cell must call seed_everything(...)"]
+    number, first = cells[0]
+    tree = python_syntax(first.source)
+    seeded = calls(tree, "seed_everything") if tree is not None else "seed_everything(" in first.source
+    if not seeded:
+        return [f"the first code cell (cell {number}) does not call seed_everything(...): add "
+                "`from course_lib import seed_everything` and `seed_everything(0)` so every run gives the same numbers"]
+    return []
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=notebook_id)
+def test_notebook_is_nbformat4_for_python3(path: Path):
+    problems = format_problems(load(path))
+    assert not problems, f"{notebook_id(path)}:\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=notebook_id)
+def test_notebook_is_stored_fully_executed_without_errors(path: Path):
+    problems = execution_problems(load(path))
+    assert not problems, f"{notebook_id(path)}:\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=notebook_id)
+def test_notebook_outputs_are_small(path: Path):
+    problems = output_size_problems(load(path))
+    assert not problems, f"{notebook_id(path)}:\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=notebook_id)
+def test_notebook_seeds_everything_first(path: Path):
+    problems = seeding_problems(load(path))
+    assert not problems, f"{notebook_id(path)}:\n" + "\n".join(problems)
+
+
+# ------------------------------------------------------------------ book chapters
+
+def headings(notebook: nbformat.NotebookNode) -> list[tuple[int, str]]:
+    """(level, text) of every Markdown heading, in order; headings inside code blocks do not count."""
+    parser = MarkdownIt("commonmark")
+    found = []
+    for cell in notebook.cells:
+        if cell.cell_type != "markdown":
+            continue
+        tokens = parser.parse(cell.source)
+        for opening, inline in zip(tokens, tokens[1:]):
+            if opening.type == "heading_open":
+                found.append((int(opening.tag[1:]), inline.content.strip()))
+    return found
+
+
+def structure_problems(notebook: nbformat.NotebookNode) -> list[str]:
+    problems = []
+    found = headings(notebook)
+    titles = [text for level, text in found if level == 1]
+    if not titles:
+        problems.append("no level-1 title: start the chapter with a Markdown cell `# N. Title`")
+    elif found[0][0] != 1:
+        problems.append(f"the first heading ({found[0][1]!r}) is not the level-1 title")
+    if len(titles) > 1:
+        problems.append(f"{len(titles)} level-1 headings {titles}: the chapter has one title; use ## for its sections")
+    sections = [text.lower() for level, text in found if level > 1]
+    for wanted in ("summary", "exercises"):
+        if not any(wanted in text for text in sections):
+            problems.append(f"no '{wanted.capitalize()}' section heading (## {wanted.capitalize()})")
+    markdown = "\n".join(cell.source for cell in notebook.cells if cell.cell_type == "markdown")
+    if not any("references" in text for text in sections) and not CITATION.search(markdown):
+        problems.append("no '## References' section and no {cite}`key` citation of the original papers")
+    return problems
+
+
+def figure_problems(notebook: nbformat.NotebookNode) -> list[str]:
+    for _, cell in code_cells(notebook):
+        for output in cell.get("outputs", []):
+            if any(mime in output.get("data", {}) for mime in IMAGE_MIME_TYPES):
+                return []
+    return ["no figure among the stored outputs: a chapter shows at least one plot (and the static "
+            "fallback of its explorer)"]
+
+
+def imports_course_lib(source: str) -> bool:
+    tree = python_syntax(source)
+    if tree is None:
+        return re.search(r"^\s*(from|import)\s+course_lib\b", source, re.MULTILINE) is not None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").split(".")[0] == "course_lib":
+            return True
+        if isinstance(node, ast.Import) and any(alias.name.split(".")[0] == "course_lib" for alias in node.names):
+            return True
+    return False
+
+
+def course_lib_problems(notebook: nbformat.NotebookNode) -> list[str]:
+    if any(imports_course_lib(cell.source) for _, cell in code_cells(notebook)):
+        return []
+    return ["the chapter never imports course_lib: its code should use the tested implementations"]
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=notebook_id)
+def test_chapter_has_title_summary_exercises_and_references(path: Path):
+    problems = structure_problems(load(path))
+    assert not problems, f"{notebook_id(path)}:\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=notebook_id)
+def test_chapter_has_a_figure(path: Path):
+    problems = figure_problems(load(path))
+    assert not problems, f"{notebook_id(path)}:\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=notebook_id)
+def test_chapter_uses_course_lib(path: Path):
+    problems = course_lib_problems(load(path))
+    assert not problems, f"{notebook_id(path)}:\n" + "\n".join(problems)
+
+
+def test_every_book_notebook_is_a_numbered_chapter():
+    strays = [notebook_id(path) for path in NOTEBOOKS if path.parent.name == "book" and path not in CHAPTERS]
+    assert not strays, f"book notebooks must be named NN_topic.ipynb (two digits, underscore, topic): {strays}"
+
+
+# ------------------------------------------------------------------ the checks themselves
+
+def good_chapter() -> nbformat.NotebookNode:
+    """A small notebook that follows every convention; the tests below break one rule at a time."""
+    md, code = nbformat.v4.new_markdown_cell, nbformat.v4.new_code_cell
+    figure = nbformat.v4.new_output("display_data", data={"image/png": "iVBORw0KGgo=", "text/plain": "<Figure>"})
+    notebook = nbformat.v4.new_notebook(cells=[
+        md("# 1. n-gram models\n\n```text\n# not a heading\n```"),
+        code("from course_lib import seed_everything\nseed_everything(0)", execution_count=1),
+        code("x = 2\nprint(x)", execution_count=2,
+             outputs=[nbformat.v4.new_output("stream", name="stdout", text="2\n")]),
+        code("plot(x);", execution_count=3, outputs=[figure]),
+        md("## Summary\n\nCounting works.\n\n## Exercises\n\nSee the exercises.\n\n"
+           "## References\n\n{cite}`shannon1948mathematical`"),
+    ])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return notebook
+
+
+def test_a_notebook_following_every_convention_passes_every_check():
+    notebook = good_chapter()
+    for check in (format_problems, execution_problems, output_size_problems, seeding_problems,
+                  structure_problems, figure_problems, course_lib_problems):
+        assert check(notebook) == [], check.__name__
+
+
+def test_checks_report_a_wrong_kernel_and_an_invalid_notebook():
+    notebook = good_chapter()
+    notebook.metadata.kernelspec.name = "ir"
+    notebook.cells[1]["execution_count"] = "one"
+    problems = format_problems(notebook)
+    assert any("kernelspec is 'ir'" in problem for problem in problems)
+    assert any("not a valid notebook" in problem for problem in problems)
+
+
+def test_checks_report_unexecuted_failed_and_unsaved_cells():
+    notebook = good_chapter()
+    notebook.cells[0] = nbformat.v4.new_code_cell("import numpy")  # never run
+    notebook.cells[1]["execution_count"] = None
+    notebook.cells[2]["outputs"] = []  # print(x) ran but its output was not saved
+    notebook.cells[3]["outputs"].append(nbformat.v4.new_output("error", ename="KeyError", evalue="'w'", traceback=[]))
+    problems = execution_problems(notebook)
+    assert [problem.split(" ")[1] for problem in problems] == ["1,", "3", "4"]
+    assert "never run" in problems[0] and "print()" in problems[1] and "KeyError" in problems[2]
+
+
+@pytest.mark.parametrize("source, expected", [
+    ("x = 1", False),
+    ("model(x)", False),  # a call may return None
+    ("losses[-1];", False),
+    ("%%capture\nprint(1)", False),
+    ("def show():\n    print(1)", False),
+    ("losses[-1]", True),
+    ("%matplotlib inline\nprint('ready')", True),
+    ("for step in range(3):\n    pass\nprint(step)", True),
+])
+def test_output_expected_only_when_the_code_surely_displays_something(source: str, expected: bool):
+    assert (output_expected(source) is not None) == expected
+
+
+def test_checks_report_a_huge_text_output_but_not_a_big_image():
+    notebook = good_chapter()
+    notebook.cells[3].outputs[0]["data"]["image/png"] = "A" * (2 * MAX_OUTPUT_BYTES)
+    assert output_size_problems(notebook) == []
+    notebook.cells[2].outputs[0]["text"] = "0.5\n" * MAX_OUTPUT_BYTES
+    assert "cell 3" in output_size_problems(notebook)[0]
+
+
+def test_checks_report_a_notebook_that_does_not_seed_first():
+    notebook = good_chapter()
+    notebook.cells[1], notebook.cells[2] = notebook.cells[2], notebook.cells[1]
+    assert "does not call seed_everything" in seeding_problems(notebook)[0]
+    notebook.cells[1].source = "# seed_everything(0) is commented out"
+    assert seeding_problems(notebook)
+    notebook.cells[1].source = "import course_lib\ncourse_lib.seed_everything(1)"
+    assert seeding_problems(notebook) == []
+
+
+def test_checks_report_missing_chapter_parts():
+    notebook = good_chapter()
+    notebook.cells[0].source = "## Introduction"
+    notebook.cells[-1].source = "## Exercises\n\nSee the exercises."
+    notebook.cells[1].source = "import numpy as np\nseed_everything(0)"
+    notebook.cells[3].outputs = []
+    problems = structure_problems(notebook)
+    assert any("no level-1 title" in problem for problem in problems)
+    assert any("'Summary'" in problem for problem in problems)
+    assert any("References" in problem for problem in problems)
+    assert not any("'Exercises'" in problem for problem in problems)
+    assert figure_problems(notebook) and course_lib_problems(notebook)
+
+
+def test_a_citation_can_stand_in_for_a_references_heading():
+    notebook = good_chapter()
+    notebook.cells[-1].source = "## Summary\n\nAs {cite:t}`kneser1995improved` showed.\n\n## Exercises\n"
+    assert structure_problems(notebook) == []
+    notebook.cells[0].source = "# Title\n\n# Second title"
+    assert "2 level-1 headings" in structure_problems(notebook)[0]
