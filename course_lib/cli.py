@@ -1,4 +1,4 @@
-"""The ``course`` command: grading, exercise generation, notebook execution."""
+"""The ``course`` command: grading, exercise generation, notebook execution, training recipes."""
 from __future__ import annotations
 
 import argparse
@@ -63,6 +63,26 @@ def _notebooks(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    import time
+
+    from course_lib.checkpoint import save_checkpoint
+    from course_lib.recipes import checkpoint_path, find_recipe
+
+    try:
+        recipe = find_recipe(args.recipe)
+    except KeyError as error:
+        print(f"course train: {error.args[0]}", file=sys.stderr)
+        return 2
+    started = time.perf_counter()
+    model, metadata = recipe.train(seed=args.seed)
+    metadata = {**metadata, "recipe": recipe.name, "seed": args.seed,
+                "train_seconds": round(time.perf_counter() - started, 1)}
+    path = save_checkpoint(model, Path(args.out) if args.out else checkpoint_path(recipe.name), metadata)
+    print(f"wrote {path} ({metadata['train_seconds']} s)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="course", description="lm-course: grading, exercises, notebooks.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -82,6 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     notebooks.add_argument("action", choices=["run"])
     notebooks.add_argument("targets", nargs="+", help="notebooks or folders of notebooks")
     notebooks.set_defaults(run=_notebooks)
+
+    train = commands.add_parser("train", help="run a training recipe and save its checkpoint for the book")
+    train.add_argument("recipe", help="recipe name (see course_lib/recipes/)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--out", help="checkpoint path (default: book/checkpoints/RECIPE.safetensors)")
+    train.set_defaults(run=_train)
     return parser
 
 

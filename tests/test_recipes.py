@@ -1,0 +1,45 @@
+"""Training recipes: every committed checkpoint loads into its model, and every recipe runs."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from course_lib.cli import main
+from course_lib.recipes import all_recipes, checkpoint_path, find_recipe, load_trained
+
+RECIPES = sorted(all_recipes())
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_the_committed_checkpoint_loads_and_gives_finite_outputs(name):
+    assert checkpoint_path(name).exists(), f"run `course train {name}` and commit the checkpoint"
+    model, metadata = load_trained(name)
+    assert metadata["recipe"] == name
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_a_few_steps_of_the_recipe_run_and_change_the_weights(name):
+    recipe = find_recipe(name)
+    torch.manual_seed(0)
+    untrained = recipe.build_model().state_dict()
+    model, metadata = recipe.train(seed=0, steps=3)
+    assert isinstance(metadata, dict)
+    changed = [k for k, v in model.state_dict().items() if not torch.equal(v, untrained[k])]
+    assert changed, "three training steps left every weight as it was"
+
+
+def test_an_unknown_recipe_is_a_clear_error(capsys):
+    assert main(["train", "no-such-recipe"]) == 2
+    assert "unknown recipe 'no-such-recipe'" in capsys.readouterr().err
+    with pytest.raises(KeyError, match="unknown recipe"):
+        load_trained("no-such-recipe")
+
+
+@pytest.mark.parametrize("name", RECIPES[:1])
+def test_a_missing_checkpoint_says_how_to_make_it(name, tmp_path, monkeypatch):
+    import course_lib.recipes as recipes
+
+    monkeypatch.setattr(recipes, "CHECKPOINT_DIR", tmp_path)
+    with pytest.raises(FileNotFoundError, match=f"course train {name}"):
+        load_trained(name)
