@@ -24,8 +24,10 @@ Conventions the rest of the course relies on
   predicted. Sequences given to the model must not contain ``"<s>"`` or ``"</s>"`` themselves.
 * **Counts.** c(.) counts n-grams *at predicted positions*: the n-gram ending at each predicted
   token and, for the lower orders, its suffixes. So the m-gram counts of an order-n model are
-  exactly ``count_ngrams(sequences, m)`` for every m <= n, and ``"<s>"`` is never counted as a
-  predicted word at any order.
+  exactly ``count_ngrams(sequences, m)`` for every m <= n (rare words mapped to ``"<unk>"``),
+  and ``"<s>"`` is never counted as a predicted word at any order. (NLTK's
+  ``padded_everygram_pipeline`` also counts the all-``"<s>"`` k-grams at the start of each
+  sentence; with those its Kneser-Ney sums to more than 1 after ``"<s>" "<s>"``.)
 * **Vocabulary.** V = the training tokens seen at least ``unk_cutoff`` times, plus ``"<unk>"``,
   ``"<s>"`` and ``"</s>"`` (always, whatever the cutoff); |V| counts all of them. This is NLTK's
   choice when its vocabulary is built from the padded text (``"<s>"`` and ``"</s>"`` are in that
@@ -35,9 +37,10 @@ Conventions the rest of the course relies on
   real sequence ever contains it: the next-token distribution sums to 1 over V, as NLTK's does.
 
 Speed: tokens become integer ids and every order-n window of ids becomes one row of an array;
-contexts and n-grams are packed into int64 keys, counted with ``np.unique`` and looked up with
-``np.searchsorted``, so ``fit``, ``sequence_logprob``, ``cross_entropy`` and ``perplexity`` score
-whole arrays of positions at once. ``prob`` runs the same code on a single position.
+contexts and n-grams are packed into int64 keys, counted with ``np.unique`` and looked up in a
+table (direct-address, or hashed), so ``fit``, ``sequence_logprob``, ``cross_entropy`` and
+``perplexity`` handle whole arrays of positions at once. ``prob`` runs the same code on a single
+position, so the two can never disagree. ``benchmarks/bench_ngram.py`` times it against NLTK.
 """
 from __future__ import annotations
 
@@ -48,6 +51,11 @@ from itertools import chain
 from numbers import Real
 
 import numpy as np
+
+__all__ = [
+    "BOS", "EOS", "UNK", "SMOOTHINGS", "NGramLM", "pad_sequence", "count_ngrams", "mle_probability",
+    "add_k_probability", "perplexity_from_logprobs", "continuation_probability",
+]
 
 BOS = "<s>"
 EOS = "</s>"
@@ -83,6 +91,15 @@ def _check_tokens(tokens: object, what: str = "tokens") -> list[str]:
         if not isinstance(token, str):
             raise TypeError(f"{what} must contain only str tokens, got {type(token).__name__} {token!r}")
     return tokens
+
+
+def _check_k(k: object, allow_zero: bool) -> float:
+    if isinstance(k, bool) or not isinstance(k, Real) or not math.isfinite(k):
+        raise ValueError(f"k must be a finite number, got {k!r}")
+    if k < 0 or (k == 0 and not allow_zero):
+        raise ValueError(f"k must be {'>= 0' if allow_zero else '> 0'}, got {k}"
+                         + ("" if allow_zero else " (k = 0 is smoothing='mle')"))
+    return float(k)
 
 
 def _check_ngram_counts(ngram_counts: object, length: int | None = None) -> dict[tuple[str, ...], int]:
@@ -210,20 +227,12 @@ def continuation_probability(bigram_counts: dict[tuple[str, str], int]) -> dict[
     Returns one entry per word that ends some bigram of positive count.
     """
     _check_ngram_counts(bigram_counts, length=2)
-    followers: Counter[str] = Counter(w for (_, w), count in bigram_counts.items() if count > 0)
-    bigram_types = sum(followers.values())
+    # N1+(. w): each key (v, w) is one distinct predecessor v of w
+    distinct_predecessors: Counter[str] = Counter(w for (_, w), count in bigram_counts.items() if count > 0)
+    bigram_types = sum(distinct_predecessors.values())
     if bigram_types == 0:
         raise ValueError("bigram_counts has no bigram with a positive count; P_cont is undefined")
-    return {w: n_w / bigram_types for w, n_w in followers.items()}
-
-
-def _check_k(k: object, allow_zero: bool) -> float:
-    if isinstance(k, bool) or not isinstance(k, Real) or not math.isfinite(k):
-        raise ValueError(f"k must be a finite number, got {k!r}")
-    if k < 0 or (k == 0 and not allow_zero):
-        raise ValueError(f"k must be {'>= 0' if allow_zero else '> 0'}, got {k}"
-                         + ("" if allow_zero else " (k = 0 is smoothing='mle')"))
-    return float(k)
+    return {w: n_w / bigram_types for w, n_w in distinct_predecessors.items()}
 
 
 # --------------------------------------------------------------------------------------------
@@ -236,31 +245,10 @@ def _check_k(k: object, allow_zero: bool) -> float:
 # and an n-gram (h, w) is key(h, w) = rank(h) * |V| + w. Ranks are below the number of
 # training positions, so the keys stay far inside int64 for any vocabulary and order.
 
-def _is_small(key_space: int, n_keys: int) -> bool:
-    """Whether a table with one slot per possible key is cheap next to sorting the keys."""
-    return key_space <= 4 * n_keys + 2**20
-
-
-def _unique_with_ranks(keys: np.ndarray, key_space: int) -> tuple[np.ndarray, np.ndarray]:
-    """The sorted distinct keys, and each key's index among them: ``np.unique`` with
-    ``return_inverse``, by a table over the key space when it is small, else by sorting.
-    keys lie in [0, key_space). Shapes: (distinct,), (P,)."""
-    if _is_small(key_space, keys.size):
-        present = np.bincount(keys, minlength=key_space) > 0
-        return np.flatnonzero(present), (np.cumsum(present) - 1)[keys]
-    order = np.argsort(keys)
-    sorted_keys = keys[order]
-    is_new = np.empty(keys.size, dtype=bool)
-    is_new[:1] = True
-    np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=is_new[1:])
-    rank = np.empty(keys.size, dtype=np.int64)
-    rank[order] = np.cumsum(is_new) - 1
-    return sorted_keys[is_new], rank
-
-
 def _count_keys(keys: np.ndarray, key_space: int) -> tuple[np.ndarray, np.ndarray]:
-    """The sorted distinct keys and how often each occurs (``np.unique`` with ``return_counts``)."""
-    if _is_small(key_space, keys.size):
+    """The sorted distinct keys in [0, key_space) and how often each occurs: ``np.unique`` with
+    ``return_counts``, or one bincount when the key space is small next to the number of keys."""
+    if key_space <= 4 * keys.size + 2**20:
         counts = np.bincount(keys, minlength=key_space)
         distinct = np.flatnonzero(counts)
         return distinct, counts[distinct]
@@ -278,12 +266,12 @@ class _KeyTable:
 
     def __init__(self, keys: np.ndarray, key_space: int):
         self.keys = keys
-        if key_space <= max(16 * keys.size, 2**20):  # at most 4 MiB, or 64 bytes per key
-            self.bits = 0
+        self.direct = key_space <= max(16 * keys.size, 2**20)  # at most 4 MiB, or 64 bytes per key
+        if self.direct:
             self.slots = np.full(key_space, -1, dtype=np.int32)
             self.slots[keys] = np.arange(keys.size, dtype=np.int32)
             return
-        self.bits = int(2 * keys.size).bit_length()  # 2^bits >= 2 * keys: load factor <= 1/2
+        self.bits = max(1, int(2 * keys.size).bit_length())  # 2^bits > 2 * keys: load factor < 1/2
         self.slots = np.full(1 << self.bits, -1, dtype=np.int32)
         pending, slot = np.arange(keys.size), self._home(keys)
         while pending.size:
@@ -291,6 +279,10 @@ class _KeyTable:
             self.slots[slot[free]] = pending[free]  # keys that want the same free slot: one wins
             placed = self.slots[slot] == pending
             pending, slot = pending[~placed], (slot[~placed] + 1) & (self.slots.size - 1)
+        # each slot's key beside its index, so a probe reads one array (one cache miss, not two)
+        self.slot_keys = np.full(self.slots.size, -1, dtype=np.int64)
+        occupied = self.slots >= 0
+        self.slot_keys[occupied] = keys[self.slots[occupied]]
 
     def _home(self, keys: np.ndarray) -> np.ndarray:
         """Fibonacci hashing: the top bits of key * 2^64 / golden ratio."""
@@ -298,7 +290,9 @@ class _KeyTable:
 
     def find(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Index of each query in ``keys`` and whether it is there. Shapes: (P,), (P,)."""
-        if not self.bits:
+        if self.keys.size == 0:
+            return np.zeros(queries.shape, dtype=np.int64), np.zeros(queries.shape, dtype=bool)
+        if self.direct:
             inside = (queries >= 0) & (queries < self.slots.size)
             index = self.slots[np.where(inside, queries, 0)]
             found = inside & (index >= 0)
@@ -307,10 +301,10 @@ class _KeyTable:
         found = np.zeros(queries.shape, dtype=bool)
         pending, slot = np.arange(queries.size), self._home(queries)
         while pending.size:  # probe until the key or an empty slot turns up
-            candidate = self.slots[slot]
-            occupied = candidate >= 0
-            hit = occupied & (self.keys[np.maximum(candidate, 0)] == queries[pending])
-            index[pending[hit]], found[pending[hit]] = candidate[hit], True
+            key = self.slot_keys[slot]
+            occupied = key >= 0
+            hit = occupied & (key == queries[pending])
+            index[pending[hit]], found[pending[hit]] = self.slots[slot[hit]], True
             go_on = occupied & ~hit
             pending, slot = pending[go_on], (slot[go_on] + 1) & (self.slots.size - 1)
         return index, found
@@ -325,6 +319,8 @@ class _TokenIds(dict):
     """token -> id, with every token outside V mapped to the id of "<unk>"."""
 
     def __missing__(self, token: str) -> int:
+        if not isinstance(token, str):
+            raise TypeError(f"tokens must be str, got {type(token).__name__} {token!r}")
         return UNK_ID
 
 
@@ -367,8 +363,9 @@ class NGramLM:
         lambda_0 > 0 so that no word gets probability 0. Default: lambda_0 = 0.01 and the rest
         split in proportion 2^m, so higher orders weigh more (n = 3: 0.566, 0.283, 0.141, 0.01).
     unk_cutoff : tokens seen fewer times than this in training become ``"<unk>"``.
-    interpolate_uniform : Kneser-Ney only. True (default): the recursion ends, as in Jurafsky &
-        Martin (3rd ed., eq. 3.35), with the discounted unigram level interpolated with 1/|V|,
+    interpolate_uniform : Kneser-Ney only. True (default): the recursion ends, as in Chen &
+        Goodman (1998) and Jurafsky & Martin (ch. 3), with the discounted unigram level
+        interpolated with the uniform 1/|V|,
         so every word of V gets probability > 0, and order 1 is defined. False: it ends with the
         bare continuation probability P_cont(w), exactly as NLTK's ``KneserNeyInterpolated``; a
         word never seen as a continuation (often ``"<unk>"``) then gets probability 0, and
@@ -398,7 +395,8 @@ class NGramLM:
         if smoothing == "laplace" and self._k != 1.0:
             raise ValueError(f"'laplace' is add-k with k = 1; for k = {k} use smoothing='add_k'")
         if isinstance(discount, bool) or not isinstance(discount, Real) or not 0 <= discount <= 1:
-            raise ValueError(f"discount d must be a number in [0, 1] (so each distribution sums to 1), got {discount!r}")
+            raise ValueError(f"discount d must be a number in [0, 1] (so each distribution sums to 1), "
+                             f"got {discount!r}")
         self._discount = float(discount)
         self._lambdas = self._check_lambdas(lambdas)
         if isinstance(unk_cutoff, bool) or not isinstance(unk_cutoff, (int, np.integer)) or unk_cutoff < 1:
@@ -509,19 +507,16 @@ class NGramLM:
         except TypeError:
             bad = next(token for token in flat if not isinstance(token, str))
             raise TypeError(f"tokens must be str, got {type(bad).__name__} {bad!r}") from None
-        for position in np.flatnonzero(ids == UNK_ID):  # only unknown tokens can be non-strings
-            if not isinstance(flat[position], str):
-                raise TypeError(f"tokens must be str, got {type(flat[position]).__name__} {flat[position]!r}")
         if np.any((ids == BOS_ID) | (ids == EOS_ID)):
             raise ValueError(f"{what} must not contain '{BOS}' or '{EOS}': the model adds that padding itself")
         return ids, lengths
 
-    def _windows(self, ids: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The order-n window of ids ending at every predicted position, and its sequence index.
+    def _windows(self, ids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """The order-n window of ids ending at every predicted position: (positions, n).
 
         Each sequence is padded (n-1 <s>, tokens, </s>); its L+1 predicted positions are the
-        tokens and the </s>. Returns windows (positions, n), whose last column is the predicted
-        word w and the others its context h, and sequence_of (positions,).
+        tokens and the </s>. A window's last column is the predicted word w, the others its
+        context h.
         """
         n = self._order
         padded_lengths = lengths + n
@@ -535,10 +530,9 @@ class NGramLM:
         is_end = offset_in_sequence == lengths[sequence_of]
         stream[predicted[~is_end]] = ids
         stream[predicted[is_end]] = EOS_ID
-        windows = stream[predicted[:, None] + np.arange(1 - n, 1)]
-        return windows, sequence_of
+        return stream[predicted[:, None] + np.arange(1 - n, 1)]
 
-    def _context_windows(self, context: object) -> np.ndarray:
+    def _context_ids(self, context: object) -> np.ndarray:
         """Ids of the last n-1 tokens of ``context``, left-padded with <s>. Shape (n-1,)."""
         tokens = _check_tokens(context, "context")
         ids = [self._index[token] for token in tokens]
@@ -556,13 +550,12 @@ class NGramLM:
                      else _check_tokens(tokens, "each training sequence") for tokens in sequences]
         if not sequences:
             raise ValueError("cannot fit on an empty list of sequences")
-        word_counts: Counter[str] = Counter()
-        for tokens in sequences:
-            try:
-                word_counts.update(tokens)
-            except TypeError:
+        try:
+            word_counts = Counter(chain.from_iterable(sequences))
+        except TypeError:
+            for tokens in sequences:
                 _check_tokens(tokens, "each training sequence")  # names the token that is not a str
-                raise
+            raise
         for token in word_counts:
             if not isinstance(token, str):
                 raise TypeError(f"tokens must be str, got {type(token).__name__} {token!r}")
@@ -570,25 +563,26 @@ class NGramLM:
                 raise ValueError(f"training sequences must not contain '{BOS}' or '{EOS}': "
                                  "the model adds that padding itself")
         kept = sorted(w for w, c in word_counts.items() if c >= self._unk_cutoff and w not in SPECIALS)
-        self._vocabulary = SPECIALS + tuple(kept)
-        self._index = _TokenIds((token, i) for i, token in enumerate(self._vocabulary))
-
+        vocabulary = SPECIALS + tuple(kept)
+        self._vocabulary = None  # not fitted until the counts are in place
+        self._index = _TokenIds((token, i) for i, token in enumerate(vocabulary))
         ids, lengths = self._token_ids(sequences, "sequences")
-        windows, _ = self._windows(ids, lengths)
-        self._count(windows)
+        self._count(self._windows(ids, lengths), len(vocabulary))
+        self._vocabulary = vocabulary
         return self
 
-    def _count(self, windows: np.ndarray) -> None:
-        """Fill the per-order tables from the training windows (positions, n)."""
-        n, V = self._order, len(self._vocabulary)
+    def _count(self, windows: np.ndarray, V: int) -> None:
+        """Fill the per-order tables from the training windows (positions, n); V = |V|."""
+        n = self._order
         # Contexts of length m = 1..n-1, each packed from its (m-1)-suffix's rank and its first token.
         self._contexts = [_KeyTable(np.zeros(1, dtype=np.int64), 1)]  # the empty context, rank 0
         rank = np.zeros(windows.shape[0], dtype=np.int64)
         ranks = [rank]
         for m in range(1, n):
+            packed = rank * V + windows[:, n - 1 - m]
             key_space = self._contexts[-1].keys.size * V
-            keys, rank = _unique_with_ranks(rank * V + windows[:, n - 1 - m], key_space)
-            self._contexts.append(_KeyTable(keys, key_space))
+            self._contexts.append(_KeyTable(_count_keys(packed, key_space)[0], key_space))
+            rank, _ = self._contexts[-1].find(packed)
             ranks.append(rank)
         # Order j: n-grams (h, w) with |h| = j - 1.
         w = windows[:, -1]
@@ -707,7 +701,7 @@ class NGramLM:
         self._require_fitted()
         if not isinstance(word, str):
             raise TypeError(f"word must be a str token, got {type(word).__name__} {word!r}")
-        window = np.append(self._context_windows(context), self._index[word])
+        window = np.append(self._context_ids(context), self._index[word])
         return float(self._probabilities(window[None, :])[0])
 
     def logprob(self, word: str, context: Sequence[str] = ()) -> float:
@@ -753,7 +747,7 @@ class NGramLM:
     def next_token_distribution(self, context: Sequence[str] = ()) -> dict[str, float]:
         """P(. | context) over the whole vocabulary (``"</s>"``, ``"<unk>"`` and ``"<s>"`` included)."""
         self._require_fitted()
-        probabilities = self._next_token_probabilities(self._context_windows(context))
+        probabilities = self._next_token_probabilities(self._context_ids(context))
         return dict(zip(self._vocabulary, probabilities.tolist()))
 
     def _next_token_probabilities(self, context_ids: np.ndarray) -> np.ndarray:
@@ -766,29 +760,27 @@ class NGramLM:
                              "use a smoothing such as 'kneser_ney' or 'laplace'")
         return probabilities
 
-    def _sequence_logprobs(self, sequences: object, what: str) -> tuple[np.ndarray, np.ndarray]:
-        """ln P(w | h) at every predicted position, and each position's sequence index."""
+    def _sequence_logprobs(self, sequences: object, what: str) -> np.ndarray:
+        """ln P(w | h) at every predicted position of every sequence: (positions,)."""
         self._require_fitted()
         ids, lengths = self._token_ids(sequences, what)
-        windows, sequence_of = self._windows(ids, lengths)
         with np.errstate(divide="ignore"):
-            return np.log(self._probabilities(windows)), sequence_of
+            return np.log(self._probabilities(self._windows(ids, lengths)))
 
     def sequence_logprob(self, tokens: Sequence[str]) -> float:
         """ln P(tokens </s>) = the sum of ln P(w | h) over the tokens and the final ``"</s>"``."""
         tokens = _check_tokens(tokens, "tokens")
-        logprobs, _ = self._sequence_logprobs([tokens], "tokens")
-        return float(logprobs.sum())
+        return float(self._sequence_logprobs([tokens], "tokens").sum())
 
     def cross_entropy(self, sequences: Iterable[Sequence[str]]) -> float:
         """Mean of -ln P(w | h) over all predicted tokens (``"</s>"`` included): nats per token.
         ``inf`` when some token has probability 0 (possible only without smoothing)."""
-        logprobs, _ = self._sequence_logprobs(sequences, "sequences")
-        return float(-logprobs.mean())
+        return float(-self._sequence_logprobs(sequences, "sequences").mean())
 
     def perplexity(self, sequences: Iterable[Sequence[str]]) -> float:
         """exp(cross_entropy): the effective number of equally likely choices per token."""
-        return math.exp(self.cross_entropy(sequences))
+        cross_entropy = self.cross_entropy(sequences)
+        return math.exp(cross_entropy) if cross_entropy < 700 else math.inf
 
     def generate(self, max_tokens: int = 50, context: Sequence[str] = (), seed: int = 0) -> list[str]:
         """Sample w ~ P(. | h) token after token, starting after ``context``.
@@ -799,10 +791,10 @@ class NGramLM:
         self._require_fitted()
         if isinstance(max_tokens, bool) or not isinstance(max_tokens, (int, np.integer)) or max_tokens < 0:
             raise ValueError(f"max_tokens must be a non-negative integer, got {max_tokens!r}")
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-            raise TypeError(f"seed must be an integer, got {type(seed).__name__}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
         rng = np.random.default_rng(seed)
-        history = list(self._context_windows(context))
+        history = list(self._context_ids(context))
         width = self._order - 1
         generated: list[str] = []
         while len(generated) < max_tokens:

@@ -136,8 +136,8 @@ PAIR_VERBS = ("laughed", "talked", "giggled", "whispered", "chatted", "raced", "
 # The fixed words of the templates in stories.py: no lexicon entry may be one of them.
 TEMPLATE_WORDS = frozenset(
     """
-    Once upon a an time , there was named . had lived in near the What colour that ? It Where
-    did live She He Its name of and with played to felt ate for some Then Later Soon One That
+    Once upon a an time , there There was named . had lived in near the What colour that ? It Where
+    did live She He she he Its name of and with played to felt ate for some Then Later Soon One That
     After On A An The end good day smiled together very would never forget gave watched home call called
     """.split()
 )
@@ -206,7 +206,7 @@ class Lexicon:
                 groups["animal_verbs"] = sorted({verb for _, verbs in value for verb in verbs})
             elif field.name == "scenery":
                 groups["scenery"] = [noun for noun, _ in value]
-                groups["scenery_adjectives"] = sorted({adjective for _, adjectives in value for adjective in adjectives})
+                groups["scenery_adjectives"] = sorted({adjective for _, words in value for adjective in words})
             else:
                 groups[field.name] = _words(value)
         return groups

@@ -40,7 +40,7 @@ import math
 import random
 from bisect import bisect
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from course_lib.data.lexicon import Lexicon
@@ -136,11 +136,12 @@ class SamplingChooser:
 
     def choose(self, distribution: Categorical) -> Any:
         # The same inverse-CDF draw as random.choices, without its per-call set-up.
-        index = bisect(distribution.cumulative, self.rng.random() * distribution.total, 0, len(distribution.options) - 1)
+        options = distribution.options
+        index = bisect(distribution.cumulative, self.rng.random() * distribution.total, 0, len(options) - 1)
         self.logprob += distribution.log_probs[index]
         if self.decisions is not None:
             self.decisions.append(index)
-        return distribution.options[index]
+        return options[index]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -206,7 +207,10 @@ class StoryProgram:
 
     # How each fact is asked for, and how the answer sentence begins; the answer word follows.
     QUESTIONS = {
-        "colour": ("What colour was the {thing} that {name} had ?", "What was the colour of the {thing} that {name} had ?"),
+        "colour": (
+            "What colour was the {thing} that {name} had ?",
+            "What was the colour of the {thing} that {name} had ?",
+        ),
         "home": ("Where did {name} live ?", "Where was the home of {name} ?"),
         "pet": ("What was the name of the {thing} that {name} had ?", "What did {name} call the {thing} ?"),
     }
@@ -215,9 +219,10 @@ class StoryProgram:
         "home": ("{pronoun} lived near the", "It was near the"),
         "pet": ("Its name was", "The {thing} was called"),
     }
-    FILLERS = ("go", "thing", "play", "feel", "animal", "eat", "watch", "scenery", "give", "pair")
-    # Fillers whose subject may be someone other than the protagonist ("Tom went to the park.").
-    OPEN_SUBJECT = frozenset(("go", "thing", "feel", "eat", "watch"))
+    # What a filler sentence is about, then what a person in it does (most frequent first).
+    OPENERS = ("pronoun", "name", "animal", "other", "scenery")
+    PERSON_FILLERS = ("go", "thing", "play", "feel", "eat", "watch", "give", "pair")
+    SOLO_FILLERS = ("go", "thing", "feel", "eat", "watch")  # for a character other than the protagonist
     ADVERBIALS = (None, "Then", "One", "Later", "After", "That", "Soon", "On")
     ENDINGS = (None, "The end", "smiled", "good day", "never forget")
 
@@ -244,13 +249,12 @@ class StoryProgram:
         }
         self.person_adjective = self._optional(lex.person_adjectives, none_weight=1.0)
         self.subject = Categorical(("pronoun", "name"), (2, 1))
-        self.filler_subject = Categorical(("pronoun", "name", "other"), (3, 2, 1))
 
         self.fact_count = zipf(range(1, self.shape.max_facts + 1), exponent=0.5)
         self.fact_kind = Categorical(FACT_KINDS, (3, 2, 2))
         self.question_kind = Categorical(FACT_KINDS)
-        self.question_form = {kind: Categorical([tuple(f.split()) for f in forms]) for kind, forms in self.QUESTIONS.items()}
-        self.answer_form = {kind: Categorical([tuple(f.split()) for f in forms]) for kind, forms in self.ANSWERS.items()}
+        self.question_form = {kind: Categorical([tuple(f.split()) for f in fs]) for kind, fs in self.QUESTIONS.items()}
+        self.answer_form = {kind: Categorical([tuple(f.split()) for f in fs]) for kind, fs in self.ANSWERS.items()}
         # The answers of facts are uniform: guessing from frequency alone scores 1 / len(list).
         self.colour = Categorical(lex.colours)
         self.landmark = Categorical(lex.landmarks)
@@ -260,8 +264,16 @@ class StoryProgram:
         self.home_adjective = self._optional(lex.home_adjectives, none_weight=1.0)
         self.pet_kind = zipf(lex.pet_kinds)
 
-        self.filler_count = Categorical(range(self.shape.max_fillers + 1))
-        self.filler = zipf(self.FILLERS, exponent=0.3)
+        # The number of fillers before a question is uniform on 0..max_fillers, drawn one filler at a
+        # time: after k fillers, "another?" has probability (max_fillers - k) / (max_fillers - k + 1).
+        # Same distribution as drawing the count up front, but each decision shows in the very next
+        # sentence, which keeps parsing by search fast.
+        self.another_filler = [
+            Categorical((False, True), (1, self.shape.max_fillers - k)) for k in range(self.shape.max_fillers)
+        ]
+        self.filler_opener = Categorical(self.OPENERS, (4, 3, 1.5, 1.5, 1))
+        self.person_filler = zipf(self.PERSON_FILLERS, exponent=0.3)
+        self.other_filler = self.person_filler.restricted(self.SOLO_FILLERS)
         self.adverbial = Categorical(self.ADVERBIALS, [4.0] + zipf_weights(len(self.ADVERBIALS) - 1))
         self.daypart = zipf(lex.dayparts)
         self.meal = zipf(lex.meals)
@@ -284,7 +296,7 @@ class StoryProgram:
         self.together = Categorical((False, True), (2, 1))
         self.ending = Categorical(self.ENDINGS, (3, 3, 2, 2, 1))
         self._other_names: dict[str, Categorical] = {}
-        self._kinds_left: dict[tuple[int, tuple[str, ...]], Categorical] = {}
+        self._kinds_left: dict[tuple[str, tuple[str, ...]], Categorical] = {}
 
     @staticmethod
     def _optional(words: Sequence[str], none_weight: float) -> Categorical:
@@ -293,11 +305,11 @@ class StoryProgram:
         total = sum(weights)
         return Categorical((None, *words), [none_weight * total] + weights)
 
-    def _fact_kinds(self, kinds_left: list[str], distribution: Categorical | None = None) -> Categorical:
-        """``distribution`` (by default the kinds of fact stated) restricted to ``kinds_left``."""
-        distribution = self.fact_kind if distribution is None else distribution
-        key = (id(distribution), tuple(kinds_left))
+    def _kinds(self, purpose: str, kinds_left: list[str]) -> Categorical:
+        """The kinds of fact still to be stated (``purpose="state"``) or asked (``"ask"``)."""
+        key = (purpose, tuple(kinds_left))
         if key not in self._kinds_left:
+            distribution = self.fact_kind if purpose == "state" else self.question_kind
             self._kinds_left[key] = distribution.restricted(kinds_left)
         return self._kinds_left[key]
 
@@ -321,7 +333,7 @@ class StoryProgram:
         facts: dict[str, _Fact] = {}
         kinds_left = list(FACT_KINDS)
         for _ in range(choose(self.fact_count)):
-            kind = choose(self._fact_kinds(kinds_left)) if len(kinds_left) > 1 else kinds_left[0]
+            kind = choose(self._kinds("state", kinds_left)) if len(kinds_left) > 1 else kinds_left[0]
             kinds_left.remove(kind)
             facts[kind] = self._fact(choose, out, kind, name, pronoun)
 
@@ -330,16 +342,15 @@ class StoryProgram:
             if min_distance is not None:
                 # Probe mode: the question is settled first (its decisions do not depend on the
                 # fillers), then fillers are added until the fact is far enough back.
-                kind = choose(self._fact_kinds(unasked, self.question_kind)) if len(unasked) > 1 else unasked[0]
+                kind = choose(self._kinds("ask", unasked)) if len(unasked) > 1 else unasked[0]
                 fact = facts[kind]
                 wording = self._question(choose, fact, name, pronoun)
                 while len(out) + len(wording) - 1 - fact.position < min_distance:
                     self._filler(choose, out, name, pronoun)
                 out.extend(wording)
                 return ProbeSite(kind, fact.answer, fact.position)
-            for _ in range(choose(self.filler_count)):
-                self._filler(choose, out, name, pronoun)
-            kind = choose(self._fact_kinds(unasked, self.question_kind)) if len(unasked) > 1 else unasked[0]
+            self._fillers(choose, out, name, pronoun)
+            kind = choose(self._kinds("ask", unasked)) if len(unasked) > 1 else unasked[0]
             unasked.remove(kind)
             out.extend(self._question(choose, facts[kind], name, pronoun))
             out.extend((facts[kind].answer, "."))
@@ -353,57 +364,58 @@ class StoryProgram:
         if template == "name":
             name = choose(self.all_names)
             out.extend((name, "was"))
-            adjective = choose(self.person_adjective)
-            role = choose(self.roles_for[self.gender[name]])
-            out.extend(self._noun_phrase(adjective, role))
+            role = self._noun_phrase(choose, out, self.person_adjective, self.roles_for[self.gender[name]])
             out.append(".")
         else:
             out.extend(("Once", "upon", "a", "time", ",", "there", "was") if template == "Once" else ("There", "was"))
-            role = choose(self.all_roles)
-            adjective = choose(self.person_adjective)
-            out.extend(self._noun_phrase(adjective, role))
+            role = self._noun_phrase(choose, out, self.person_adjective, self.all_roles)
             out.append("named")
             name = choose(self.names_of[self.role_gender[role]])
             out.extend((name, "."))
         return name, ("She" if self.gender[name] == "female" else "He")
 
     @staticmethod
-    def _noun_phrase(adjective: str | None, noun: str) -> tuple[str, ...]:
-        """ "a red ball", "an orange ball", "a ball" """
-        first = noun if adjective is None else adjective
-        return (_article(first), noun) if adjective is None else (_article(first), adjective, noun)
+    def _noun_phrase(choose: Choose, out: list[str], adjectives: Categorical, nouns: Categorical) -> str:
+        """ "a ball", "a big ball", "an old ball": an optional adjective, then the noun; returns the noun.
 
-    def _subject(
-        self, choose: Choose, out: list[str], name: str, pronoun: str, first: bool = True, others: bool = False
-    ) -> None:
-        """The protagonist by name or pronoun; with ``others``, possibly another character."""
-        form = choose(self.filler_subject if others else self.subject)
-        if form == "pronoun":
-            out.append(_capitalised(pronoun.lower(), first))
-        else:
-            out.append(name if form == "name" else choose(self._other_name(name)))
+        Each word is written as soon as it is chosen (the article follows the next word's sound).
+        """
+        adjective = choose(adjectives)
+        if adjective is not None:
+            out.extend((_article(adjective), adjective))
+        noun = choose(nouns)
+        if adjective is None:
+            out.append(_article(noun))
+        out.append(noun)
+        return noun
+
+    def _subject(self, choose: Choose, out: list[str], name: str, pronoun: str) -> None:
+        """The protagonist, by name or pronoun, opening a sentence."""
+        out.append(name if choose(self.subject) == "name" else pronoun)
 
     def _fact(self, choose: Choose, out: list[str], kind: str, name: str, pronoun: str) -> _Fact:
         """"She had a red ball." / "She lived in a cosy hut near the lake." / "She had a cat named Coco." """
         self._subject(choose, out, name, pronoun)
         if kind == "colour":
+            out.append("had")
             colour = choose(self.colour)
-            out.extend(("had", _article(colour)))
+            out.append(_article(colour))
             position = len(out)
             out.append(colour)
             toy = choose(self.toy)
             out.extend((toy, "."))
             return _Fact(kind, colour, position, toy)
         if kind == "home":
-            adjective = choose(self.home_adjective)
-            dwelling = choose(self.dwelling)
-            out.extend(("lived", "in", *self._noun_phrase(adjective, dwelling), "near", "the"))
+            out.extend(("lived", "in"))
+            self._noun_phrase(choose, out, self.home_adjective, self.dwelling)
+            out.extend(("near", "the"))
             landmark = choose(self.landmark)
             position = len(out)
             out.extend((landmark, "."))
             return _Fact(kind, landmark, position, "")
+        out.append("had")
         pet_kind = choose(self.pet_kind)
-        out.extend(("had", _article(pet_kind), pet_kind, "named"))
+        out.extend((_article(pet_kind), pet_kind, "named"))
         pet_name = choose(self.pet_name)
         position = len(out)
         out.extend((pet_name, "."))
@@ -418,34 +430,53 @@ class StoryProgram:
         question, answer = choose(self.question_form[fact.kind]), choose(self.answer_form[fact.kind])
         return [slots.get(word, word) for word in (*question, *answer)]
 
+    def _fillers(self, choose: Choose, out: list[str], name: str, pronoun: str) -> None:
+        """0..max_fillers filler sentences, uniformly many, decided one at a time."""
+        for another in self.another_filler:
+            if not choose(another):
+                return
+            self._filler(choose, out, name, pronoun)
+
     def _filler(self, choose: Choose, out: list[str], name: str, pronoun: str) -> None:
-        """A sentence that states nothing asked about later (the distance between fact and question)."""
-        template = choose(self.filler)
+        """A sentence that states nothing asked about later (the distance between fact and question).
+
+        Decisions come in text order: the time phrase, then who or what the sentence is about,
+        then what happens.
+        """
         first = self._adverbial(choose, out)
-        if template == "animal":
+        opener = choose(self.filler_opener)
+        if opener == "animal":
             animal = choose(self.animal)
             out.extend((_capitalised(_article(animal), first), animal))
             out.append(choose(self.animal_verb[animal]))
             place = choose(self.optional_place)
             if place is not None:
                 out.extend(("in", "the", place))
-        elif template == "scenery":
+        elif opener == "scenery":
+            out.append(_capitalised("the", first))
             noun = choose(self.scenery)
-            out.extend((_capitalised("the", first), noun, "was", choose(self.scenery_adjective[noun])))
+            out.extend((noun, "was"))
+            out.append(choose(self.scenery_adjective[noun]))
         else:
-            self._subject(choose, out, name, pronoun, first, others=template in self.OPEN_SUBJECT)
+            if opener == "pronoun":
+                out.append(_capitalised(pronoun.lower(), first))
+            else:
+                out.append(name if opener == "name" else choose(self._other_name(name)))
+            # Someone else than the protagonist does things alone (no "Tom played with Tom").
+            template = choose(self.person_filler if opener != "other" else self.other_filler)
             if template == "go":
                 out.append(choose(self.motion_verb))
-                out.extend(("to", "the", choose(self.place)))
+                out.extend(("to", "the"))
+                out.append(choose(self.place))
             elif template == "thing":
                 out.append(choose(self.thing_verb))
-                adjective = choose(self.thing_adjective)
-                out.extend(self._noun_phrase(adjective, choose(self.thing)))
+                self._noun_phrase(choose, out, self.thing_adjective, self.thing)
                 place = choose(self.optional_place)
                 if place is not None:
                     out.extend(("in", "the", place))
             elif template == "play":
-                out.extend(("played", "with", choose(self._other_name(name))))
+                out.extend(("played", "with"))
+                out.append(choose(self._other_name(name)))
                 place = choose(self.optional_place)
                 if place is not None:
                     out.extend(("in", "the", place))
@@ -456,22 +487,24 @@ class StoryProgram:
                 if place is not None:
                     out.extend(("in", "the", place))
             elif template == "give":
-                out.extend(("gave", choose(self._other_name(name))))
-                adjective = choose(self.thing_adjective)
-                out.extend(self._noun_phrase(adjective, choose(self.thing)))
+                out.append("gave")
+                out.append(choose(self._other_name(name)))
+                self._noun_phrase(choose, out, self.thing_adjective, self.thing)
             elif template == "feel":
                 out.append("felt")
                 if choose(self.very):
                     out.append("very")
                 out.append(choose(self.feeling))
             elif template == "eat":
-                determiner, food = choose(self.food)
-                out.extend(("ate", determiner, food))
+                out.append("ate")
+                out.extend(choose(self.food))
                 meal = choose(self.optional_meal)
                 if meal is not None:
                     out.extend(("for", meal))
             else:  # pair
-                out.extend(("and", choose(self._other_name(name)), choose(self.pair_verb)))
+                out.append("and")
+                out.append(choose(self._other_name(name)))
+                out.append(choose(self.pair_verb))
                 if choose(self.together):
                     out.append("together")
         out.append(".")
@@ -487,11 +520,14 @@ class StoryProgram:
         if adverbial in ("Later", "Soon"):
             out.extend((adverbial, ","))
         elif adverbial in ("One", "That"):
-            out.extend((adverbial, choose(self.daypart), ","))
+            out.extend((adverbial, choose(self.daypart)))
+            out.append(",")
         elif adverbial == "After":
-            out.extend(("After", choose(self.meal), ","))
+            out.append("After")
+            out.extend((choose(self.meal), ","))
         else:
-            out.extend(("On", choose(self.weekday), ","))
+            out.append("On")
+            out.extend((choose(self.weekday), ","))
         return False
 
     def _ending(self, choose: Choose, out: list[str], name: str, pronoun: str) -> None:
@@ -686,7 +722,10 @@ class StoryCorpus:
 
     def describe(self) -> str:
         """A plain-text table of every split: sizes, vocabulary and entropy floors."""
-        header = f"{'split':<11}{'stories':>8}{'tokens':>10}{'chars':>11}{'types':>7}  {'floor nats/token':>16}{'bits/token':>11}{'bits/char':>10}"
+        header = (
+            f"{'split':<11}{'stories':>8}{'tokens':>10}{'chars':>11}{'types':>7}"
+            f"  {'floor nats/token':>16}{'bits/token':>11}{'bits/char':>10}"
+        )
         lines = [header, "-" * len(header)]
         for split in SPLITS:
             s = self.summary(split)
@@ -776,7 +815,9 @@ def make_probes(
     """
     _check_count(n, "n")
     _check_seed(seed)
-    if isinstance(distances, int) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in distances):
+    if isinstance(distances, int) or not all(
+        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in distances
+    ):
         raise ValueError(f"distances must be a sequence of non-negative integers, got {distances!r}")
     kinds = (kinds,) if isinstance(kinds, str) else tuple(kinds)
     if not kinds or any(kind not in PROBE_KINDS for kind in kinds):
@@ -822,6 +863,10 @@ class _Mismatch(Exception):
     """Raised when the program writes a token that the target text does not have there."""
 
 
+class _Complete(Exception):
+    """Raised when the program has written the whole target and only its beginning was asked for."""
+
+
 class _ReplayChooser:
     """Follows a fixed list of decision indices, then stops at the first new decision."""
 
@@ -842,27 +887,36 @@ class _ReplayChooser:
 class _TokensMatching(list):
     """A token list that only accepts the tokens of ``target``, in order."""
 
-    def __init__(self, target: Sequence[str]):
+    def __init__(self, target: Sequence[str], prefix_only: bool):
         super().__init__()
         self.target = target
+        self.prefix_only = prefix_only
 
     def append(self, token: str) -> None:
         if len(self) >= len(self.target) or self.target[len(self)] != token:
             raise _Mismatch
         super().append(token)
+        if self.prefix_only and len(self) == len(self.target):
+            raise _Complete
 
     def extend(self, tokens: Sequence[str]) -> None:
         for token in tokens:
             self.append(token)
 
 
-def _search(program: StoryProgram, target: Sequence[str] | None) -> Iterator[Derivation]:
-    """Depth-first over decision sequences, re-running the program once per node of the tree."""
-    stack: list[tuple[int, ...]] = [()]
+def _search(
+    program: StoryProgram, target: Sequence[str] | None, root: tuple[int, ...] = (), prefix_only: bool = False
+) -> Iterator[Derivation]:
+    """Depth-first over decision sequences below ``root``, re-running the program once per node of the tree.
+
+    With a ``target``, branches that write anything else are abandoned; with ``prefix_only``, a
+    run stops with success as soon as the whole target is written.
+    """
+    stack: list[tuple[int, ...]] = [tuple(root)]
     while stack:
         path = stack.pop()
         chooser = _ReplayChooser(path)
-        out: list[str] = [] if target is None else _TokensMatching(target)
+        out: list[str] = [] if target is None else _TokensMatching(target, prefix_only)
         try:
             program.tell(chooser.choose, out)
         except _Branch as branch:
@@ -870,26 +924,33 @@ def _search(program: StoryProgram, target: Sequence[str] | None) -> Iterator[Der
             continue
         except _Mismatch:
             continue
-        if target is not None and len(out) != len(target):
-            continue
+        except _Complete:
+            pass
+        else:
+            if target is not None and (prefix_only or len(out) != len(target)):
+                continue
+        if chooser.position < len(path):
+            raise ValueError(f"the decision prefix {root} is longer than the story it leads to")
         yield Derivation(detokenize(out), chooser.logprob, path)
 
 
-def enumerate_stories(program: StoryProgram) -> Iterator[Derivation]:
+def enumerate_stories(program: StoryProgram, prefix: Sequence[int] = ()) -> Iterator[Derivation]:
     """Every derivation of the program, by brute force: only for tiny lexicons and short shapes.
 
-    With ``StoryProgram(Lexicon.tiny(), StoryShape(max_facts=1, max_fillers=1))`` there are a
-    few tens of thousands; with the full lexicon there are astronomically many.
+    With ``prefix``, only the derivations whose first decisions are these option indices (a
+    subtree; its probabilities add up to the probability of the prefix). With
+    ``StoryProgram(Lexicon.tiny(), StoryShape(max_facts=1, max_fillers=0))`` there are about ten
+    thousand derivations; with the full lexicon, astronomically many.
     """
-    return _search(program, None)
+    return _search(program, None, tuple(prefix))
 
 
 def derivations(text: str, program: StoryProgram | None = None) -> list[Derivation]:
     """Every derivation of the program that writes exactly ``text`` (parsing by search).
 
     The search follows the program and abandons a branch as soon as it writes a token that
-    ``text`` does not have, so it is fast on real stories. For a text the generator cannot
-    produce the list is empty; for one it can, it has exactly one element (the claim the
+    ``text`` does not have, so it takes milliseconds on real stories. For a text the generator
+    cannot produce the list is empty; for one it can, it has exactly one element (the claim the
     tests check).
     """
     if not isinstance(text, str):
@@ -899,6 +960,28 @@ def derivations(text: str, program: StoryProgram | None = None) -> list[Derivati
 
 
 def story_logprob(text: str, program: StoryProgram | None = None) -> float:
-    """The exact natural-log probability of ``text`` under the generator (``-inf`` if impossible)."""
-    found = derivations(text, program)
-    return math.log(math.fsum(math.exp(d.logprob) for d in found)) if found else -math.inf
+    """The exact natural-log probability of the story ``text`` (``-inf`` if the generator cannot write it)."""
+    return _log_total(derivations(text, program))
+
+
+def prefix_logprob(text: str, program: StoryProgram | None = None) -> float:
+    """The log-probability that a story's word tokens begin with those of ``text``.
+
+    The generator's own next-word distribution follows from it:
+    ``p(w | prompt) = exp(prefix_logprob(prompt + " " + w) - prefix_logprob(prompt))``; for a
+    probe's answer this is 1.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    program = default_program() if program is None else program
+    target = word_tokenize(text)
+    if not target:
+        return 0.0
+    return _log_total(list(_search(program, target, prefix_only=True)))
+
+
+def _log_total(found: list[Derivation]) -> float:
+    if not found:
+        return -math.inf
+    top = max(d.logprob for d in found)
+    return top + math.log(math.fsum(math.exp(d.logprob - top) for d in found))

@@ -175,7 +175,11 @@ class Vocabulary:
         return token in self._token_to_id
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Vocabulary) and self._id_to_token == other._id_to_token and self.specials == other.specials
+        return (
+            isinstance(other, Vocabulary)
+            and self._id_to_token == other._id_to_token
+            and self.specials == other.specials
+        )
 
     def __repr__(self) -> str:
         return f"Vocabulary({len(self)} tokens, specials={self.specials!r})"
@@ -226,7 +230,9 @@ class Vocabulary:
             data = json.loads(text)
             specials, tokens = data["specials"], data["tokens"]
         except (json.JSONDecodeError, TypeError, KeyError) as error:
-            raise ValueError(f"not a Vocabulary JSON document ({error}); expected keys 'specials' and 'tokens'") from None
+            raise ValueError(
+                f"not a Vocabulary JSON document ({error}); expected keys 'specials' and 'tokens'"
+            ) from None
         return cls(tokens, specials)
 
 
