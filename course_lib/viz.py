@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 DEFAULT_FIGSIZE = (6.0, 3.5)  # inches: readable in the book's column, modest as a PNG
 DPI = 100
@@ -39,6 +40,19 @@ def _label_axes(axes: Any, title: str, xlabel: str, ylabel: str) -> None:
     axes.set_title(title)
     axes.set_xlabel(xlabel)
     axes.set_ylabel(ylabel)
+
+
+def _plain_log_ticks(axis: Any) -> None:
+    """Label a log axis with plain numbers (5, 10, 20, 50, 100), not powers of ten."""
+    def major(value: float, _position: int) -> str:
+        return f"{value:g}"
+
+    def minor(value: float, _position: int) -> str:
+        leading = round(value / 10 ** math.floor(math.log10(value))) if value > 0 else 0
+        return f"{value:g}" if leading in (2, 5) else ""
+
+    axis.set_major_formatter(FuncFormatter(major))
+    axis.set_minor_formatter(FuncFormatter(minor))
 
 
 def _as_vector(values: object, what: str) -> np.ndarray:
@@ -104,6 +118,7 @@ def plot_curves(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], *
         axes.set_xscale("log")
     if logy:
         axes.set_yscale("log")
+        _plain_log_ticks(axes.yaxis)
     if xticks is not None:
         axes.set_xticks(list(xticks))
     axes.grid(True, alpha=0.3)
@@ -215,3 +230,182 @@ def plot_next_token_distribution(rows: Sequence[tuple[str, float]] | Mapping[str
     height = max(2.5, 0.9 + 0.28 * len(tokens))
     return plot_bars(tokens, probabilities, title=title, xlabel="P(w | context)", horizontal=True,
                      highlight=["<unk>", "</s>"], figsize=figsize or (DEFAULT_FIGSIZE[0], height))
+
+
+# ---------------------------------------------------------------------------------------------
+# Chapter 2: how a tokenizer cuts text
+# ---------------------------------------------------------------------------------------------
+
+from matplotlib.patches import Rectangle  # noqa: E402 -- this section's own import
+
+TOKEN_COLOURS = ("#cfe2f3", "#fce5cd", "#d9ead3", "#f4cccc", "#e1d5e7", "#fff2cc")
+_TOKEN_FONT_POINTS = 9.0
+_CHAR_WIDTH_INCHES = 0.6 * _TOKEN_FONT_POINTS / 72  # a monospace glyph is about 0.6 em wide
+_LINE_HEIGHT_INCHES = 0.27
+_TOKEN_GAP_CHARS = 0.6  # white space between two boxes, in character widths
+
+
+def _shown_token(token: str) -> str:
+    """A token as it can be drawn: line breaks and tabs spelled out so each box stays on one line."""
+    return token.replace("\n", "\\n").replace("\t", "\\t").replace("\r", "\\r")
+
+
+def plot_token_segmentations(rows: Mapping[str, Sequence[str]], *, title: str = "",
+                             line_chars: int = 72) -> Figure:
+    """Each row ``{label: tokens}`` as its tokens in coloured boxes, one box per token, in reading order.
+
+    The label is written above its row; a row longer than ``line_chars`` characters wraps onto
+    more lines. Boxes are as wide as their text in a monospace font, so how finely a tokenizer
+    cuts the text is visible at a glance (compare rows with more and fewer merges).
+    """
+    if not isinstance(rows, Mapping) or not rows:
+        raise ValueError("rows must be a non-empty dict {label: list of token strings}")
+    if isinstance(line_chars, bool) or not isinstance(line_chars, int) or line_chars < 8:
+        raise ValueError(f"line_chars must be an integer >= 8, got {line_chars!r}")
+    layout: list[tuple[str, list[list[str]]]] = []  # (label, lines of tokens)
+    for label, tokens in rows.items():
+        if not isinstance(label, str):
+            raise TypeError(f"row labels must be str, got {type(label).__name__} {label!r}")
+        tokens = _as_labels(tokens, f"the tokens of row {label!r}")
+        if not tokens or not all(tokens):
+            raise ValueError(f"row {label!r} must hold at least one token, and no empty token")
+        lines: list[list[str]] = [[]]
+        used = 0.0
+        for token in map(_shown_token, tokens):
+            width = len(token) + _TOKEN_GAP_CHARS
+            if lines[-1] and used + width > line_chars:
+                lines.append([])
+                used = 0.0
+            lines[-1].append(token)
+            used += width
+        layout.append((label, lines))
+
+    total_lines = sum(1 + len(lines) for _, lines in layout)  # a label line, then the token lines
+    title_inches = 0.45 if title else 0.1
+    width_inches = line_chars * _CHAR_WIDTH_INCHES + 0.3
+    height_inches = total_lines * _LINE_HEIGHT_INCHES + title_inches + 0.1
+    figure = Figure(figsize=(width_inches, height_inches), dpi=DPI)
+    # One data unit is one character wide and one line high, so boxes fit their text exactly.
+    axes = figure.add_axes((0.15 / width_inches, 0.1 / height_inches,
+                            line_chars * _CHAR_WIDTH_INCHES / width_inches,
+                            total_lines * _LINE_HEIGHT_INCHES / height_inches))
+    axes.set_xlim(0, line_chars)
+    axes.set_ylim(total_lines, 0)
+    axes.set_axis_off()
+    line = 0
+    for label, lines in layout:
+        axes.text(0, line + 0.5, label, ha="left", va="center", fontsize=_TOKEN_FONT_POINTS,
+                  fontweight="bold", parse_math=False)
+        line += 1
+        colour = 0
+        for tokens in lines:
+            x = 0.0
+            for token in tokens:
+                box = Rectangle((x, line + 0.12), len(token), 0.76, facecolor=TOKEN_COLOURS[colour % len(TOKEN_COLOURS)],
+                                edgecolor="#888888", linewidth=0.5)
+                axes.add_patch(box)
+                axes.text(x + len(token) / 2, line + 0.5, token, ha="center", va="center",
+                          fontsize=_TOKEN_FONT_POINTS, family="monospace", parse_math=False)
+                x += len(token) + _TOKEN_GAP_CHARS
+                colour += 1
+            line += 1
+    if title:
+        figure.suptitle(title, y=1 - 0.08 / height_inches, va="top")
+    return figure
+
+
+# ---------------------------------------------------------------------------------------------
+# Chapter 3: word vectors in the plane, and distributions side by side
+# ---------------------------------------------------------------------------------------------
+
+GROUP_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+
+def plot_labelled_points(groups: Mapping[str, tuple[Sequence[Sequence[float]] | np.ndarray, Sequence[str]]], *,
+                         title: str = "", xlabel: str = "", ylabel: str = "", annotate: bool = True,
+                         figsize: tuple[float, float] | None = None) -> Figure:
+    """Named points in the plane, one colour, marker and legend entry per group.
+
+    groups : ``{group: (points, names)}`` with ``points`` of shape (k, 2) and one name per point,
+        e.g. word vectors projected to two dimensions, grouped by the kind of word.
+    annotate : write each point's name next to it.
+    """
+    if not isinstance(groups, Mapping) or not groups:
+        raise ValueError("groups must be a non-empty dict {group: (points of shape (k, 2), names)}")
+    figure, axes = _new_axes(figsize or (DEFAULT_FIGSIZE[0], 5.0))
+    colours = [f"C{i % 10}" for i in range(len(groups))]
+    for index, (group, pair) in enumerate(groups.items()):
+        if not isinstance(group, str):
+            raise TypeError(f"group names must be str, got {type(group).__name__} {group!r}")
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise ValueError(f"groups[{group!r}] must be a pair (points, names)")
+        try:
+            points = np.asarray(pair[0], dtype=float)
+        except (TypeError, ValueError):
+            raise TypeError(f"the points of {group!r} must be numbers of shape (k, 2)") from None
+        names = _as_labels(pair[1], f"the names of {group!r}")
+        if points.ndim != 2 or points.shape[1] != 2 or points.shape[0] == 0:
+            raise ValueError(f"the points of {group!r} must have shape (k, 2) with k >= 1, got {points.shape}")
+        if len(names) != points.shape[0]:
+            raise ValueError(f"group {group!r} has {points.shape[0]} points but {len(names)} names")
+        if not np.isfinite(points).all():
+            raise ValueError(f"the points of {group!r} contain NaN or inf")
+        axes.scatter(points[:, 0], points[:, 1], color=colours[index], label=group, s=22,
+                     marker=GROUP_MARKERS[index % len(GROUP_MARKERS)])
+        if annotate:
+            for (x, y), name in zip(points, names):
+                axes.annotate(name, (x, y), xytext=(3, 2), textcoords="offset points", fontsize=7,
+                              color=colours[index], annotation_clip=False)
+    axes.grid(True, alpha=0.3)
+    axes.legend(fontsize="small", loc="best")
+    _label_axes(axes, title, xlabel, ylabel)
+    return figure
+
+
+def plot_bar_panels(panels: Mapping[str, Sequence[tuple[str, float]] | Mapping[str, float]], *,
+                    title: str = "", xlabel: str = "", fmt: str = "{:.2f}",
+                    highlight: Sequence[str] = ("<unk>", "</s>"),
+                    figsize: tuple[float, float] | None = None) -> Figure:
+    """Horizontal bar charts side by side, one panel per ``{panel title: [(label, value), ...]}``.
+
+    The panels share the x axis, so the same value has the same length everywhere: two
+    next-token distributions of one model at two temperatures, say, compare at a glance.
+    Within a panel the first pair is on top; ``highlight`` labels are drawn in a contrasting colour.
+    """
+    if not isinstance(panels, Mapping) or not panels:
+        raise ValueError("panels must be a non-empty dict {panel title: [(label, value), ...]}")
+    marked = set(_as_labels(list(highlight), "highlight"))
+    rows = {}
+    for name, pairs in panels.items():
+        if not isinstance(name, str):
+            raise TypeError(f"panel titles must be str, got {type(name).__name__} {name!r}")
+        pairs = list(pairs.items()) if isinstance(pairs, Mapping) else list(pairs)
+        if not pairs or not all(isinstance(pair, (tuple, list)) and len(pair) == 2 for pair in pairs):
+            raise ValueError(f"panel {name!r} must hold at least one (label, value) pair")
+        labels = _as_labels([label for label, _ in pairs], f"the labels of panel {name!r}")
+        values = _as_vector([value for _, value in pairs], f"the values of panel {name!r}")
+        if not np.isfinite(values).all():
+            raise ValueError(f"the values of panel {name!r} must be finite to draw bars")
+        rows[name] = (labels, values)
+    tallest = max(len(labels) for labels, _ in rows.values())
+    height = max(2.5, 1.0 + 0.28 * tallest)
+    figure = Figure(figsize=figsize or (3.6 * len(rows) + 0.4, height),
+                    dpi=DPI, layout="constrained")
+    all_axes = figure.subplots(1, len(rows), sharex=True, squeeze=False)[0]
+    largest = max(float(values.max()) for _, values in rows.values())
+    for axes, (name, (labels, values)) in zip(all_axes, rows.items()):
+        positions = np.arange(len(labels))
+        colours = ["tab:orange" if label in marked else "tab:blue" for label in labels]
+        bars = axes.barh(positions, values, color=colours)
+        axes.set_yticks(positions, labels)
+        axes.invert_yaxis()
+        axes.bar_label(bars, labels=[fmt.format(v) for v in values], padding=2, fontsize="x-small")
+        axes.set_xlim(0, max(largest, 0) * 1.25 or 1)
+        axes.grid(True, axis="x", alpha=0.3)
+        axes.set_title(name, fontsize="medium")
+        axes.set_xlabel(xlabel)
+    if not isinstance(title, str):
+        raise TypeError(f"title must be a str, got {type(title).__name__}")
+    if title:
+        figure.suptitle(title)
+    return figure
