@@ -104,6 +104,18 @@ def _check_shape(name: str, tensor: Tensor, expected: tuple[int, ...], layout: s
         raise ValueError(f"{name} must have shape {layout} = {expected}, got {tuple(tensor.shape)}")
 
 
+def pytorch_uniform_init(module: nn.Module, d_hidden: int) -> None:
+    """PyTorch's initialisation of recurrent weights: every entry uniform in
+    ``(-1/sqrt(d_hidden), 1/sqrt(d_hidden))``.
+
+    Drawn from PyTorch's global generator, like every ``nn`` module: seed it first
+    (``course_lib.seed_everything``).
+    """
+    bound = 1.0 / math.sqrt(d_hidden)
+    for parameter in module.parameters():
+        nn.init.uniform_(parameter, -bound, bound)
+
+
 # ---------------------------------------------------------------------------------------------
 # Cells: one time step
 # ---------------------------------------------------------------------------------------------
@@ -129,14 +141,7 @@ class RecurrentCell(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """PyTorch's initialisation: every entry uniform in ``(-1/sqrt(d_hidden), 1/sqrt(d_hidden))``.
-
-        Drawn from PyTorch's global generator, like every ``nn`` module: seed it first
-        (``course_lib.seed_everything``).
-        """
-        bound = 1.0 / math.sqrt(self.d_hidden)
-        for parameter in self.parameters():
-            nn.init.uniform_(parameter, -bound, bound)
+        pytorch_uniform_init(self, self.d_hidden)
 
     def check_step_input(self, i_t: object) -> Tensor:
         i_t = _check_tensor_like("input i_t", i_t, self.weight_ih)
@@ -219,14 +224,7 @@ class RecurrentLayer(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """PyTorch's initialisation: every entry uniform in ``(-1/sqrt(d_hidden), 1/sqrt(d_hidden))``.
-
-        Drawn from PyTorch's global generator, like every ``nn`` module: seed it first
-        (``course_lib.seed_everything``).
-        """
-        bound = 1.0 / math.sqrt(self.d_hidden)
-        for parameter in self.parameters():
-            nn.init.uniform_(parameter, -bound, bound)
+        pytorch_uniform_init(self, self.d_hidden)
 
     def layer_parameters(self, layer: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """``(weight_ih, weight_hh, bias_ih, bias_hh)`` of layer ``layer``."""

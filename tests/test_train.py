@@ -27,16 +27,6 @@ from course_lib.train import (
     train,
 )
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from a second thread, and on a busy machine the threads of
-    PyTorch's pool wait on each other; one thread keeps these tests fast and steady."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # A known bigram source: row i is P(next | current = i).
 BIGRAM_TABLE = np.array(
     [
