@@ -9,22 +9,76 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def _grade(args: argparse.Namespace) -> int:
+    import tempfile
+
     from course_lib.grading.cases import assignment_modules
-    from course_lib.grading.runner import grade_notebook
-    from course_lib.grading.report import format_submission
+    from course_lib.grading.export import write_gradescope, write_reports
+    from course_lib.grading.hidden import HiddenCasesError, load_hidden_case_sets
+    from course_lib.grading.inputs import InputError, collect
+    from course_lib.grading.report import format_protections, format_submission, format_summary
+    from course_lib.grading.runner import Limits, SubmissionResult, grade_batch
+
+    def misuse(message: str) -> int:
+        print(f"course grade: {message}", file=sys.stderr)
+        return 2
 
     if args.assignment is not None and args.assignment not in assignment_modules():
         known = ", ".join(sorted(assignment_modules()))
-        print(f"course grade: unknown assignment {args.assignment!r}; the assignments are: {known}", file=sys.stderr)
-        return 2
-    missing = [path for path in args.notebooks if not Path(path).exists()]
-    if missing:
-        print(f"course grade: no such file: {', '.join(missing)}", file=sys.stderr)
-        return 2
-    for path in args.notebooks:
-        result = grade_notebook(path, args.assignment)
-        print(format_submission(result))
+        return misuse(f"unknown assignment {args.assignment!r}; the assignments are: {known}")
+    if args.jobs is not None and args.jobs < 1:
+        return misuse(f"--jobs must be at least 1, got {args.jobs}")
+    for option in ("case_seconds", "item_seconds", "notebook_seconds", "memory_mb"):
+        if getattr(args, option) is not None and getattr(args, option) <= 0:
+            return misuse(f"--{option.replace('_', '-')} must be positive")
+    if args.hidden_cases is not None:
+        try:
+            load_hidden_case_sets(args.hidden_cases)
+        except HiddenCasesError as error:
+            return misuse(str(error))
+    chosen = {k: getattr(args, k) for k in ("case_seconds", "item_seconds", "notebook_seconds", "memory_mb")
+              if getattr(args, k) is not None}
+    limits = Limits(**chosen)
+    with tempfile.TemporaryDirectory(prefix="lm-course-inputs-") as workspace:
+        try:
+            submissions = collect(args.paths, Path(workspace))
+        except InputError as error:
+            if args.gradescope and "no notebooks" in str(error):  # the student's fault: tell them
+                write_gradescope(SubmissionResult(None, args.assignment, error="no notebook (.ipynb) was submitted",
+                                                  name="submission"), args.gradescope)
+                print(f"course grade: {error}; wrote {args.gradescope}")
+                return 0
+            return misuse(str(error))
+        if args.gradescope and len(submissions) != 1:
+            message = f"{len(submissions)} notebooks were submitted; submit exactly one"
+            write_gradescope(SubmissionResult(None, args.assignment, error=message, name="submission"), args.gradescope)
+            print(f"course grade: {message}; wrote {args.gradescope}")
+            return 0
+        progress = _progress_bar(len(submissions), args.progress)
+        try:
+            results = grade_batch([(s.name, s.path, s.problem) for s in submissions], args.assignment, limits,
+                                  jobs=args.jobs, hidden_cases=args.hidden_cases,
+                                  on_result=lambda result: progress.update(1))
+        finally:
+            progress.close()
+    if len(results) == 1:
+        print(format_submission(results[0]))
+        print()
+    print(format_summary(results))
+    print(format_protections(results))
+    if args.out:
+        for path in write_reports(results, args.out):
+            print(f"wrote {path}")
+    if args.gradescope:
+        write_gradescope(results[0], args.gradescope)
+        print(f"wrote {args.gradescope}")
     return 0
+
+
+def _progress_bar(total: int, wanted: bool | None):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="grading", unit="notebook", file=sys.stderr,
+                disable=(None if wanted is None else not wanted) if total > 1 else True)
 
 
 def _exercises(args: argparse.Namespace) -> int:
@@ -87,9 +141,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="course", description="lm-course: grading, exercises, notebooks.")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    grade = commands.add_parser("grade", help="grade submitted notebooks")
-    grade.add_argument("notebooks", nargs="+", help="submitted .ipynb files")
+    grade = commands.add_parser(
+        "grade", help="grade submitted notebooks",
+        description="Grade notebooks, folders of notebooks or zip archives of them. Each submission runs in "
+                    "its own sandboxed worker; exits 0 once everything given was graded (even with zero scores).")
+    grade.add_argument("paths", nargs="+", metavar="PATH", help="notebooks, folders of notebooks, .zip archives")
     grade.add_argument("--assignment", help="chNN (default: the notebook's metadata, else its file name)")
+    grade.add_argument("--jobs", type=int, help="submissions graded in parallel (default: the number of cores)")
+    grade.add_argument("--out", help="folder for the gradebook, feedback, Gradescope results and statistics")
+    grade.add_argument("--hidden-cases", help="folder of instructor-only case sets (chNN*.py defining CASE_SETS)")
+    grade.add_argument("--gradescope", metavar="FILE",
+                       help="write Gradescope's results.json for a single submission to FILE")
+    grade.add_argument("--case-seconds", type=float, help="time limit of one case (default 10)")
+    grade.add_argument("--item-seconds", type=float, help="time limit of one item's cases (default 60)")
+    grade.add_argument("--notebook-seconds", type=float, help="time limit of the notebook's cells (default 120)")
+    grade.add_argument("--memory-mb", type=float, help="memory cap of each process (default 4096)")
+    grade.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                       help="show a progress bar (default: when stderr is a terminal)")
     grade.set_defaults(run=_grade)
 
     exercises = commands.add_parser("exercises", help="generate or check exercises/ from solutions/")

@@ -409,3 +409,132 @@ def plot_bar_panels(panels: Mapping[str, Sequence[tuple[str, float]] | Mapping[s
     if title:
         figure.suptitle(title)
     return figure
+
+
+# ---------------------------------------------------------------------------------------------
+# Chapter 4: curves side by side, and the recurrent network folded and unrolled
+# ---------------------------------------------------------------------------------------------
+
+def plot_curve_panels(panels: Mapping[str, Mapping[str, tuple[Sequence[float], Sequence[float]]]], *,
+                      title: str = "", xlabel: str = "", ylabel: str = "", logy: bool = False,
+                      styles: Mapping[str, Mapping[str, Any]] | None = None,
+                      figsize: tuple[float, float] | None = None) -> Figure:
+    """Line plots side by side, one panel per ``{panel title: {label: (x, y)}}``, sharing the y axis.
+
+    Shared axes make the panels comparable at a glance: the same quantity under two settings
+    (gradient norms with a linear and a tanh activation, say). A series label used in several
+    panels gets the same colour in each, and the legend is drawn once when every panel holds the
+    same series. ``styles`` gives per-label keyword arguments for ``Axes.plot``; a y value that
+    is not positive is left out of a log-scale panel as a gap.
+    """
+    if not isinstance(panels, Mapping) or not panels:
+        raise ValueError("panels must be a non-empty dict {panel title: {label: (x, y)}}")
+    styles = {} if styles is None else styles
+    checked: dict[str, list[tuple[str, np.ndarray, np.ndarray]]] = {}
+    for name, series in panels.items():
+        if not isinstance(name, str):
+            raise TypeError(f"panel titles must be str, got {type(name).__name__} {name!r}")
+        if not isinstance(series, Mapping) or not series:
+            raise ValueError(f"panel {name!r} must be a non-empty dict {{label: (x, y)}}")
+        lines = []
+        for label, pair in series.items():
+            if not isinstance(label, str):
+                raise TypeError(f"series labels must be str, got {type(label).__name__} {label!r}")
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise ValueError(f"panel {name!r}: series {label!r} must be a pair (x, y) of equal-length sequences")
+            x, y = _as_vector(pair[0], f"x of {label!r}"), _as_vector(pair[1], f"y of {label!r}")
+            if x.shape != y.shape:
+                raise ValueError(f"panel {name!r}: series {label!r} has {x.size} x values but {y.size} y values")
+            lines.append((label, x, y))
+        checked[name] = lines
+    labels = list(dict.fromkeys(label for lines in checked.values() for label, _, _ in lines))
+    unknown = set(styles) - set(labels)
+    if unknown:
+        raise ValueError(f"styles names series that are not plotted: {sorted(unknown)}; plotted: {labels}")
+    colours = {label: f"C{i % 10}" for i, label in enumerate(labels)}
+    figure = Figure(figsize=figsize or (3.4 * len(checked) + 0.6, 3.5), dpi=DPI, layout="constrained")
+    all_axes = figure.subplots(1, len(checked), sharey=True, squeeze=False)[0]
+    same_series = len({tuple(label for label, _, _ in lines) for lines in checked.values()}) == 1
+    for index, (axes, (name, lines)) in enumerate(zip(all_axes, checked.items())):
+        for label, x, y in lines:
+            style = {"color": colours[label]}
+            if x.size <= MAX_MARKED_POINTS:
+                style.update(marker="o", markersize=4)
+            style.update(styles.get(label, {}))
+            shown = np.isfinite(y) & ((y > 0) if logy else True)
+            axes.plot(x, np.where(shown, y, np.nan), label=label, **style)
+        if logy:
+            axes.set_yscale("log")
+        axes.grid(True, alpha=0.3)
+        axes.set_title(name, fontsize="medium")
+        axes.set_xlabel(xlabel)
+        if index == 0:
+            axes.set_ylabel(ylabel)
+        if not same_series or index == len(checked) - 1:
+            axes.legend(fontsize="small")
+    if not isinstance(title, str):
+        raise TypeError(f"title must be a str, got {type(title).__name__}")
+    if title:
+        figure.suptitle(title)
+    return figure
+
+
+def plot_unrolled_rnn(steps: int = 4, *, title: str = "", figsize: tuple[float, float] | None = None) -> Figure:
+    """The recurrent network as a cyclic graph (left) and unrolled over ``steps`` time steps (right).
+
+    Inputs ``i_t`` at the bottom, hidden states ``h_t`` in the middle, outputs ``o_t`` on top; every
+    arrow of one kind carries the same matrix (``W_hi``, ``W_hh``, ``W_oh``): the unrolled network is
+    a deep network whose layers share their weights.
+    """
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= 8:
+        raise ValueError(f"steps must be an integer from 1 to 8 (the diagram's width), got {steps!r}")
+    if not isinstance(title, str):
+        raise TypeError(f"title must be a str, got {type(title).__name__}")
+    gap = 1.35
+    start = 4.3  # x of h_1
+    figure = Figure(figsize=figsize or (1.6 + 1.25 * (steps + 2), 3.4), dpi=DPI, layout="constrained")
+    axes = figure.add_subplot()
+    axes.set_xlim(-0.2, start + gap * (steps - 1) + 0.7)
+    axes.set_ylim(-0.55, 2.55)
+    axes.axis("off")
+    colours = {"i": "#dbe9f6", "h": "#fde3c8", "o": "#dcefd9"}
+
+    def node(x: float, y: float, text: str, kind: str) -> None:
+        axes.text(x, y, text, ha="center", va="center", fontsize=12, zorder=3,
+                  bbox={"boxstyle": "round,pad=0.35", "facecolor": colours[kind], "edgecolor": "0.3"})
+
+    def arrow(start_xy: tuple[float, float], end_xy: tuple[float, float], label: str = "",
+              offset: tuple[float, float] = (0.0, 0.0), curve: float = 0.0) -> None:
+        axes.annotate("", xy=end_xy, xytext=start_xy, zorder=2,
+                      arrowprops={"arrowstyle": "-|>", "color": "0.25", "shrinkA": 15, "shrinkB": 15,
+                                  "connectionstyle": f"arc3,rad={curve}"})
+        if label:
+            middle = ((start_xy[0] + end_xy[0]) / 2 + offset[0], (start_xy[1] + end_xy[1]) / 2 + offset[1])
+            axes.text(*middle, label, ha="center", va="center", fontsize=9, color="0.15")
+
+    # the cyclic graph
+    node(0.6, 0, "$i_t$", "i")
+    node(0.6, 1, "$h_t$", "h")
+    node(0.6, 2, "$o_t$", "o")
+    arrow((0.6, 0), (0.6, 1), "$W_{hi}$", (-0.3, 0))
+    arrow((0.6, 1), (0.6, 2), "$W_{oh}$", (-0.3, 0))
+    axes.annotate("", xy=(0.78, 0.86), xytext=(0.78, 1.14), zorder=2,
+                  arrowprops={"arrowstyle": "-|>", "color": "0.25", "shrinkA": 0, "shrinkB": 0,
+                              "connectionstyle": "arc3,rad=-2.2"})
+    axes.text(1.32, 1.0, "$W_{hh}$", ha="left", va="center", fontsize=9, color="0.15")
+    axes.text(2.1, 1.0, "unroll\n$\\Longrightarrow$", ha="center", va="center", fontsize=10)
+
+    # the unrolled network
+    names = [str(t) for t in range(1, steps + 1)] if steps <= 4 else [*map(str, range(1, steps)), "T"]
+    node(start - gap, 1, "$h_0$", "h")
+    for index, t in enumerate(names):
+        x = start + gap * index
+        node(x, 0, f"$i_{{{t}}}$", "i")
+        node(x, 1, f"$h_{{{t}}}$", "h")
+        node(x, 2, f"$o_{{{t}}}$", "o")
+        arrow((x, 0), (x, 1), "$W_{hi}$", (-0.3, 0))
+        arrow((x, 1), (x, 2), "$W_{oh}$", (-0.3, 0))
+        arrow((x - gap, 1), (x, 1), "$W_{hh}$", (0, 0.17))
+    if title:
+        axes.set_title(title)
+    return figure

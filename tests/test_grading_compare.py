@@ -68,3 +68,10 @@ def test_tensor_expected_but_array_returned():
 @pytest.mark.parametrize("expected, actual", [([1, 2], [1, 2, 3]), ((1, 2), (1,))])
 def test_sequence_lengths(expected, actual):
     assert "items" in compare(expected, actual)
+
+
+def test_a_tensor_on_another_device_is_named():
+    expected = codec.TaggedArray.wrap(np.zeros(3), "torch", "cpu")
+    actual = codec.TaggedArray.wrap(np.zeros(3), "torch", "cuda:0")
+    assert compare(expected, actual) == "wrong device: expected a tensor on cpu, got one on cuda:0"
+    assert compare(expected, codec.TaggedArray.wrap(np.zeros(3), "torch", "cpu")) is None

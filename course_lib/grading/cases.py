@@ -105,8 +105,8 @@ def find_case_set(name: str) -> CaseSet:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a call of the student's function did. ``status`` is one of:
-    ok, not_implemented, error, missing, timeout, crashed, forbidden, unencodable."""
+    """What a call of the student's function did. ``status`` is one of: ok, not_implemented,
+    error, missing, timeout, crashed, forbidden, unencodable, memory, processes."""
 
     status: str
     value: Any = None          # encoded return value when status == "ok"
@@ -148,15 +148,19 @@ class ItemResult:
         return failed[0].reason if failed else "all cases passed"
 
 
-def judge(case_set: CaseSet, cases: list[Case], outcomes: list[Outcome]) -> ItemResult:
+def judge(case_set: CaseSet, cases: list[Case], outcomes: list[Outcome],
+          expected: list[Any] | None = None) -> ItemResult:
     """Score an item from the outcomes of its cases: points in proportion to the cases passed.
 
-    The verdict is computed here, against the reference run in this process: the outcomes carry
-    only what the submission's function returned.
+    The verdict is computed here, against the reference run in this process (``expected``, the
+    reference answers when already computed): the outcomes carry only what the submission's
+    function returned.
     """
+    if expected is None:
+        expected = [_NOT_COMPUTED] * len(cases)
     verdicts = []
-    for case, outcome in zip(cases, outcomes, strict=True):
-        verdicts.append(CaseVerdict(case.label, *_verdict(case_set, case, outcome)))
+    for case, outcome, answer in zip(cases, outcomes, expected, strict=True):
+        verdicts.append(CaseVerdict(case.label, *_verdict(case_set, case, outcome, answer)))
     passed = sum(v.passed for v in verdicts)
     points = round(case_set.points * passed / len(verdicts), 2)
     return ItemResult(case_set.name, points, case_set.points, tuple(verdicts), case_set.hint, case_set.hidden)
@@ -165,7 +169,10 @@ def judge(case_set: CaseSet, cases: list[Case], outcomes: list[Outcome]) -> Item
 NOT_IMPLEMENTED = "not implemented yet: replace `raise NotImplementedError` with your code"
 
 
-def _verdict(case_set: CaseSet, case: Case, outcome: Outcome) -> tuple[bool, str]:
+_NOT_COMPUTED = object()
+
+
+def _verdict(case_set: CaseSet, case: Case, outcome: Outcome, expected: Any) -> tuple[bool, str]:
     if outcome.status == "not_implemented":
         return False, NOT_IMPLEMENTED
     if outcome.status == "missing":
@@ -174,9 +181,14 @@ def _verdict(case_set: CaseSet, case: Case, outcome: Outcome) -> tuple[bool, str
         return False, outcome.message or outcome.status
     try:
         actual = codec.decode(outcome.value)
-    except codec.CodecError as error:
-        return False, f"the answer could not be read: {error}"
-    reason = compare(case_set.expected(case), actual, case_set.tolerance)
+    except Exception as error:  # whatever the worker sent, the grader must not fail on it
+        return False, f"the answer could not be read: {error}"[:500]
+    if expected is _NOT_COMPUTED:
+        expected = case_set.expected(case)
+    try:
+        reason = compare(expected, actual, case_set.tolerance)
+    except Exception as error:
+        reason = f"the answer could not be compared with the expected one: {type(error).__name__}: {error}"[:500]
     return (reason is None), (reason or "")
 
 

@@ -188,3 +188,23 @@ class TaggedArray(np.ndarray):
     def __array_finalize__(self, obj: Any) -> None:
         self.source = getattr(obj, "source", "numpy")
         self.device = getattr(obj, "device", None)
+
+
+def to_native(value: Any) -> Any:
+    """A decoded value as the code that receives it expects: arrays sent as torch tensors become
+    torch tensors again (on the CPU), the others plain NumPy arrays. Used for the case inputs a
+    grading worker hands to the student's function."""
+    if isinstance(value, TaggedArray):
+        array = np.asarray(value).view(np.ndarray)
+        if value.source == "torch":
+            import torch
+
+            return torch.from_numpy(array.copy())
+        return array
+    if isinstance(value, list):
+        return [to_native(item) for item in value]
+    if isinstance(value, tuple):
+        return tuple(to_native(item) for item in value)
+    if isinstance(value, dict):
+        return {key: to_native(item) for key, item in value.items()}
+    return value

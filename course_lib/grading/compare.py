@@ -142,6 +142,9 @@ def _compare_arrays(expected: np.ndarray, actual: Any, tol: Tolerance, where: st
         raise Mismatch(f"expected a {expected_kind}{_at(where)}, got a {_type_name(actual)}")
     if expected_kind != _type_name(actual):
         raise Mismatch(f"expected a {expected_kind}{_at(where)}, got a {_type_name(actual)}")
+    expected_device, actual_device = getattr(expected, "device", None), getattr(actual, "device", None)
+    if expected_device and actual_device and expected_device != actual_device:
+        raise Mismatch(f"wrong device{_at(where)}: expected a tensor on {expected_device}, got one on {actual_device}")
     if actual.shape != expected.shape:
         raise Mismatch(f"wrong shape{_at(where)}: expected {tuple(expected.shape)}, got {tuple(actual.shape)}")
     if expected.dtype.kind in "fc" and actual.dtype.kind not in "fc":

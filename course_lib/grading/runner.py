@@ -1,49 +1,68 @@
-"""``course grade``: grade a submitted notebook against its assignment's case sets.
+"""``course grade``: grade submitted notebooks against their assignment's case sets.
 
-The submission's code runs in a worker process (``course_lib.grading.worker``) with a fresh
-working directory and a scrubbed environment; only plain JSON comes back; each verdict is
-computed here, against the reference answers computed in this process.
+Each submission's code runs in a worker forked from a fork server (``zygote``) and sandboxed
+(``sandbox``); only plain JSON comes back; each verdict is computed here, against reference answers
+computed once per batch in this process. Submissions are graded in parallel, one worker each.
 """
 from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
+import shutil
+import signal
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable, Iterable
 
 from course_lib.grading import codec
-from course_lib.grading.cases import Assignment, ItemResult, Outcome, judge, load_assignment
+from course_lib.grading.cases import Assignment, Case, ItemResult, Outcome, judge, load_assignment
+from course_lib.grading.hidden import load_hidden_case_sets, with_hidden
 from course_lib.grading.notebook import (
-    Submission,
-    SubmissionError,
-    assignment_from_filename,
-    read_submission,
-    runnable_source,
+    Submission, SubmissionError, assignment_from_filename, read_submission, runnable_source,
 )
+from course_lib.grading.sandbox import Protections, SandboxSpec, filtered_package_copy, readable_directories
+from course_lib.grading.zygote import Zygote, ZygoteError, shared_zygote, worker_environment
 
 MAX_RESULT_BYTES = 256_000_000
+PACKAGE_DIR = Path(__file__).resolve().parent.parent   # the course_lib folder
 
 
 @dataclass(frozen=True)
 class Limits:
-    case_seconds: float = 10.0        # one call of the student's function
-    item_seconds: float = 60.0        # all the cases of one item
-    notebook_seconds: float = 120.0   # running the notebook's cells
+    case_seconds: float = 10.0        # one call of the student's function (wall time)
+    item_seconds: float = 60.0        # all the cases of one item (wall and CPU time)
+    notebook_seconds: float = 120.0   # running the notebook's cells (wall and CPU time)
+    memory_mb: float = 4096           # address space of each process of the submission
+    max_processes: int = 64           # processes and threads of a submission
+    max_file_mb: float = 16           # largest file it may write
+    tmp_mb: float = 64                # its writable /tmp (with a private filesystem)
+    namespaces: bool = True           # use Linux namespaces where the platform allows
+
+    def to_json(self) -> dict:
+        return {"case_seconds": self.case_seconds, "item_seconds": self.item_seconds,
+                "notebook_seconds": self.notebook_seconds, "memory_mb": self.memory_mb,
+                "max_processes": self.max_processes}
+
+    def budget(self, items: int) -> float:
+        """Wall time after which the grader stops a worker, whatever it is doing."""
+        cells = (self.notebook_seconds + 2) * 4   # the first run, and re-runs without a crashing cell
+        return cells + (self.item_seconds + 2) * items + 10
 
 
 @dataclass
 class SubmissionResult:
-    path: Path
+    path: Path | None
     assignment: str | None
     items: list[ItemResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)   # problems in the notebook that cost no points by themselves
     error: str | None = None                         # why the submission could not be graded at all
     seconds: float = 0.0
+    name: str = ""                                   # how reports name it
+    protections: Protections | None = None           # the sandbox the code ran in (None: it did not run)
 
     @property
     def score(self) -> float:
@@ -54,116 +73,199 @@ class SubmissionResult:
         return sum(item.max_points for item in self.items)
 
 
-def grade_notebook(path: str | Path, assignment: str | None = None, limits: Limits = Limits()) -> SubmissionResult:
-    """Grade one notebook. A broken submission gets a result with an ``error`` and zero points,
-    never an exception; only the grader's own misuse (an unknown assignment) raises."""
-    started = time.monotonic()
-    path = Path(path)
-    try:
-        submission = read_submission(path)
-    except SubmissionError as error:
-        result = _zero(path, assignment or assignment_from_filename(path), str(error))
-    else:
-        name = assignment or submission.assignment
-        if name is None:
-            result = _zero(path, None, "cannot tell which assignment this is: pass --assignment chNN")
+@dataclass
+class PreparedAssignment:
+    """An assignment's cases, their encoded inputs and the reference answers, computed once."""
+
+    assignment: Assignment
+    cases: dict[str, list[Case]]
+    encoded: dict[str, list[Any]]
+    expected: dict[str, list[Any]]
+    overlay: Path
+
+
+class Grader:
+    """Grades notebooks; holds what is shared between the submissions of a batch."""
+
+    def __init__(self, limits: Limits = Limits(), hidden_cases: str | Path | None = None,
+                 zygote: Zygote | None = None) -> None:
+        self.limits = limits
+        self.hidden = load_hidden_case_sets(hidden_cases) if hidden_cases is not None else {}
+        self.zygote = zygote
+        self.prepared: dict[str, PreparedAssignment] = {}
+        self.lock = threading.Lock()
+        self.scratch = Path(tempfile.mkdtemp(prefix="lm-course-grader-"))
+        os.chmod(self.scratch, 0o755)  # the unprivileged worker reads the course_lib copy in it
+
+    def close(self) -> None:
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+    def __enter__(self) -> "Grader":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def assignment(self, name: str | Assignment) -> PreparedAssignment:
+        """Load (once) the assignment, with its hidden case sets; KeyError if unknown."""
+        key = name if isinstance(name, str) else name.name
+        with self.lock:
+            if key not in self.prepared:
+                spec = load_assignment(name) if isinstance(name, str) else name
+                if spec.name in self.hidden:
+                    spec = with_hidden(spec, self.hidden[spec.name])
+                self.prepared[key] = self._prepare(spec)
+            return self.prepared[key]
+
+    def _prepare(self, assignment: Assignment) -> PreparedAssignment:
+        cases = {item.name: item.cases() for item in assignment.case_sets}
+        encoded = {name: [codec.encode(case.kwargs) for case in item_cases] for name, item_cases in cases.items()}
+        expected = {item.name: [item.expected(case) for case in cases[item.name]] for item in assignment.case_sets}
+        overlay_root = self.scratch / f"overlay-{assignment.name}"
+        filtered_package_copy(PACKAGE_DIR, overlay_root, blocked_modules(assignment))
+        for folder in [overlay_root, *overlay_root.rglob("*")]:
+            os.chmod(folder, 0o755 if folder.is_dir() else 0o644)
+        return PreparedAssignment(assignment, cases, encoded, expected, overlay_root / PACKAGE_DIR.name)
+
+    def grade(self, path: str | Path, assignment: str | Assignment | None = None, name: str = "") -> SubmissionResult:
+        """Grade one notebook. A broken submission gets a result with an ``error`` and zero points,
+        never an exception; only the grader's own misuse (an unknown assignment given) raises."""
+        started = time.monotonic()
+        path = Path(path)
+        try:
+            submission = read_submission(path)
+        except SubmissionError as error:
+            result = self._zero(path, assignment or assignment_from_filename(path), str(error))
         else:
-            result = _grade(submission, load_assignment(name), limits)
-    result.seconds = time.monotonic() - started
-    return result
+            chosen = assignment or submission.assignment
+            if chosen is None:
+                result = self._zero(path, None, "cannot tell which assignment this is: pass --assignment chNN")
+            else:
+                try:
+                    prepared = self.assignment(chosen)
+                except KeyError as error:
+                    if assignment is not None:
+                        raise
+                    result = SubmissionResult(path, str(chosen), error=f"the notebook names {error.args[0]}")
+                else:
+                    result = self._grade(submission, prepared)
+        result.seconds = time.monotonic() - started
+        result.name = name or str(path)
+        return result
 
+    def unreadable(self, name: str, problem: str, assignment: str | None) -> SubmissionResult:
+        """The result of a submission that could not even be extracted."""
+        result = self._zero(None, assignment or assignment_from_filename(Path(name)), problem)
+        result.name = name
+        return result
 
-def _zero(path: Path, assignment: str | None, error: str) -> SubmissionResult:
-    items = []
-    if assignment is not None:
-        spec = load_assignment(assignment)
-        items = [judge(cs, cs.cases(), [Outcome("missing", message=error)] * len(cs.cases()))
-                 for cs in spec.case_sets]
-    return SubmissionResult(path, assignment, items, error=error)
+    def _zero(self, path: Path | None, assignment: str | Assignment | None, error: str) -> SubmissionResult:
+        items = []
+        name = assignment if isinstance(assignment, str) or assignment is None else assignment.name
+        if assignment is not None:
+            try:
+                prepared = self.assignment(assignment)
+            except KeyError:
+                return SubmissionResult(path, name, error=error)
+            for item in prepared.assignment.case_sets:
+                cases = prepared.cases[item.name]
+                items.append(judge(item, cases, [Outcome("missing", message=error)] * len(cases),
+                                   prepared.expected[item.name]))
+        return SubmissionResult(path, name, items, error=error)
 
+    def _grade(self, submission: Submission, prepared: PreparedAssignment) -> SubmissionResult:
+        assignment = prepared.assignment
+        workdir = Path(tempfile.mkdtemp(prefix="submission-", dir=self.scratch))
+        try:
+            job = self._job(submission, prepared, workdir)
+            records, exit_note = self._run_worker(job, self.limits.budget(len(assignment.case_sets)))
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        result = SubmissionResult(submission.path, assignment.name)
+        outcomes: dict[str, list[Outcome]] = {}
+        for record in records:
+            kind = record.get("kind")
+            if kind == "sandbox" and result.protections is None:
+                result.protections = Protections.from_json(record.get("protections"))
+            elif kind in ("cell_error", "note"):
+                where = f"cell {record.get('cell')}: " if record.get("cell") is not None else ""
+                note = f"{where}{record.get('error')}"[:1200]
+                if note not in result.notes:  # a notebook run again repeats its problems
+                    result.notes.append(note)
+            elif kind == "worker_error":
+                result.notes.append(f"grader fault: {record.get('error')}"[:1200])
+            elif kind == "item" and isinstance(record.get("outcomes"), list) and record.get("name") not in outcomes:
+                outcomes[record.get("name")] = [Outcome.from_json(o) for o in record["outcomes"]]
+        for item in assignment.case_sets:
+            cases = prepared.cases[item.name]
+            item_outcomes = outcomes.get(item.name)
+            if item_outcomes is None or len(item_outcomes) != len(cases):
+                item_outcomes = [Outcome("crashed", message=f"not graded: {exit_note}")] * len(cases)
+            result.items.append(judge(item, cases, item_outcomes, prepared.expected[item.name]))
+        return result
 
-def _grade(submission: Submission, assignment: Assignment, limits: Limits) -> SubmissionResult:
-    cases = {item.name: item.cases() for item in assignment.case_sets}
-    job = {
-        "cells": [{"index": c.index, "source": runnable_source(c.source)} for c in submission.cells],
-        "items": [
-            {"name": item.name, "function": item.function,
-             "cases": [codec.encode(case.kwargs) for case in cases[item.name]]}
-            for item in assignment.case_sets
-        ],
-        "blocked_modules": list(assignment.reference_modules) + ["course_lib.grading.assignments"],
-        "case_seconds": limits.case_seconds,
-        "item_seconds": limits.item_seconds,
-        "notebook_seconds": limits.notebook_seconds,
-    }
-    budget = limits.notebook_seconds + limits.item_seconds * len(assignment.case_sets) + 30
-    records, exit_note = _run_worker(job, budget)
-
-    result = SubmissionResult(submission.path, assignment.name)
-    outcomes = {}
-    for record in records:
-        if record.get("kind") == "cell_error":
-            result.notes.append(f"cell {record.get('cell')}: {record.get('error')}")
-        elif record.get("kind") == "item" and isinstance(record.get("outcomes"), list):
-            outcomes[record.get("name")] = [Outcome.from_json(o) for o in record["outcomes"]]
-    for item in assignment.case_sets:
-        item_outcomes = outcomes.get(item.name)
-        if item_outcomes is None or len(item_outcomes) != len(cases[item.name]):
-            item_outcomes = [Outcome("crashed", message=f"not graded: {exit_note}")] * len(cases[item.name])
-        result.items.append(judge(item, cases[item.name], item_outcomes))
-    return result
-
-
-def _worker_environment(home: str) -> dict[str, str]:
-    """Only what Python needs; nothing of the grader's own environment (tokens, paths) leaks in."""
-    return {
-        "PATH": "/usr/bin:/bin",
-        "HOME": home,
-        "TMPDIR": home,
-        "LANG": "C.UTF-8",
-        "MPLBACKEND": "Agg",
-        "OMP_NUM_THREADS": "1",
-        "PYTHONHASHSEED": "0",
-        "PYTHONDONTWRITEBYTECODE": "1",
-    }
-
-
-def _run_worker(job: dict, seconds: float) -> tuple[list[dict], str]:
-    """Run the worker on ``job``; return its result records and, if it ended badly, why."""
-    read_end, write_end = os.pipe()
-    with tempfile.TemporaryDirectory(prefix="lm-course-grade-") as workdir:
-        process = subprocess.Popen(
-            [sys.executable, "-I", "-m", "course_lib.grading.worker", "--result-fd", str(write_end)],
-            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            pass_fds=(write_end,), cwd=workdir, env=_worker_environment(workdir),
-            start_new_session=True,
+    def _job(self, submission: Submission, prepared: PreparedAssignment, workdir: Path) -> dict:
+        limits, assignment = self.limits, prepared.assignment
+        spec = SandboxSpec(
+            workdir=str(workdir), package_dir=str(PACKAGE_DIR), overlay_dir=str(prepared.overlay),
+            readable=readable_directories(PACKAGE_DIR), memory_bytes=int(limits.memory_mb * 2**20),
+            max_processes=limits.max_processes, max_file_bytes=int(limits.max_file_mb * 2**20),
+            tmp_bytes=int(limits.tmp_mb * 2**20), namespaces=limits.namespaces,
         )
-        os.close(write_end)
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            os.chown(workdir, spec.uid, spec.uid)  # used as is when there is no private filesystem
+        return {
+            "cells": [{"index": c.index, "source": runnable_source(c.source)} for c in submission.cells],
+            # hidden items last: nothing they leave behind can reach a public item's feedback
+            "items": [
+                {"name": item.name, "function": item.function, "cases": prepared.encoded[item.name],
+                 "forbidden": list(item.forbidden)}
+                for item in sorted(assignment.case_sets, key=lambda item: item.hidden)
+            ],
+            "blocked_modules": blocked_modules(assignment),
+            "limits": limits.to_json(),
+            "sandbox": spec.to_json(),
+            "environment": worker_environment(),
+        }
+
+    def _run_worker(self, job: dict, seconds: float) -> tuple[list[dict], str]:
+        """Run one job in a fresh worker; return its result records and, if it ended badly, why."""
+        zygote = self.zygote or shared_zygote()
+        try:
+            pid, job_fd, result_fd = zygote.start_worker()
+        except ZygoteError as error:
+            return [], str(error)
         received = bytearray()
-        reader = threading.Thread(target=_drain, args=(read_end, received), daemon=True)
+        reader = threading.Thread(target=_drain, args=(result_fd, received), daemon=True)
         reader.start()
         try:
-            process.stdin.write(json.dumps(job).encode())
-            process.stdin.close()
-        except BrokenPipeError:
+            with os.fdopen(job_fd, "wb") as stream:
+                stream.write(json.dumps(job).encode())
+        except (BrokenPipeError, OSError):
             pass
-        try:
-            process.wait(timeout=seconds)
-            note = f"the worker stopped early (exit code {process.returncode})"
-        except subprocess.TimeoutExpired:
-            _kill_group(process)
+        reader.join(timeout=seconds)
+        note = "the worker stopped before reporting this item"
+        if reader.is_alive():  # still running: stop its session (the worker and all it started)
             note = f"the submission ran past the grader's limit of {seconds:g} s"
-        reader.join(timeout=5)
-        _kill_group(process)  # whatever the submission left running in its session goes too
-    records = []
-    for line in bytes(received).decode("utf-8", errors="replace").splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict):
-            records.append(record)
-    return records, note
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            reader.join(timeout=5)
+        records = []
+        for line in bytes(received).decode("utf-8", errors="replace").splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                records.append(record)
+        return records, note
+
+
+def blocked_modules(assignment: Assignment) -> list[str]:
+    """Modules a worker must not import nor read: the reference implementations and the case sets."""
+    return list(assignment.reference_modules) + ["course_lib.grading.assignments"]
 
 
 def _drain(fd: int, into: bytearray) -> None:
@@ -174,9 +276,42 @@ def _drain(fd: int, into: bytearray) -> None:
             into.extend(chunk)
 
 
-def _kill_group(process: subprocess.Popen) -> None:
+def grade_notebook(path: str | Path, assignment: str | Assignment | None = None, limits: Limits = Limits(),
+                   hidden_cases: str | Path | None = None) -> SubmissionResult:
+    """Grade one notebook (see ``Grader.grade``)."""
+    with Grader(limits, hidden_cases) as grader:
+        return grader.grade(path, assignment)
+
+
+def grade_batch(submissions: Iterable[tuple[str, Path | None, str | None]], assignment: str | Assignment | None = None,
+                limits: Limits = Limits(), jobs: int | None = None, hidden_cases: str | Path | None = None,
+                on_result: Callable[[SubmissionResult], None] = lambda result: None) -> list[SubmissionResult]:
+    """Grade ``(name, path, problem)`` submissions with ``jobs`` workers at a time; results in
+    the order given. ``problem`` (with ``path`` None) marks one that could not be extracted."""
+    submissions = list(submissions)
+    jobs = max(1, jobs or default_jobs())
+    with Grader(limits, hidden_cases) as grader:
+        if isinstance(assignment, str):
+            grader.assignment(assignment)  # an unknown assignment fails here, before any work
+
+        def grade_one(entry: tuple[str, Path | None, str | None]) -> SubmissionResult:
+            name, path, problem = entry
+            if path is None:
+                named = assignment if isinstance(assignment, str) else None
+                return grader.unreadable(name, problem or "could not be read", named)
+            return grader.grade(path, assignment, name)
+
+        results: list[SubmissionResult | None] = [None] * len(submissions)
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            futures = {pool.submit(grade_one, entry): index for index, entry in enumerate(submissions)}
+            for future in as_completed(futures):
+                results[futures[future]] = future.result()
+                on_result(results[futures[future]])
+    return results
+
+
+def default_jobs() -> int:
     try:
-        os.killpg(process.pid, 9)
-    except (ProcessLookupError, PermissionError):
-        pass
-    process.wait()
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1

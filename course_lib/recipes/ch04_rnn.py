@@ -1,0 +1,288 @@
+"""Chapter 4's experiment: a character-level vanilla RNN language model on the story corpus.
+
+The model (:class:`~course_lib.rnn.CharRNNLM`, ``cell="rnn"``) reads one character at a time and
+predicts the next one. It is trained on the training split of Chapters 1 and 3 (the same 1,000
+stories), so that its perplexity can stand beside theirs.
+
+Each story is one sequence, ``"\\n" + text + "\\n"``, read from a zero hidden state: the first
+newline is the start symbol, the last one the end of the story, which the model must predict too.
+The model thus predicts ``len(text) + 1`` characters per story, the units the corpus's entropy floor
+counts with ``unit="char"``. Training uses whole stories (full backpropagation through time, about
+400 steps on average) with gradient-norm clipping; evaluation reads them exactly the same way.
+
+Besides the recipe, the module has what the chapter needs to evaluate and use the checkpoint exactly
+as it was trained: :func:`char_vocabulary`, :func:`encode_story`, :func:`pad_stories`,
+:func:`story_nats` (total negative log-likelihood of whole stories) and :func:`sample_story`.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from course_lib.data.stories import StoryCorpus, story_corpus
+from course_lib.data.text import Vocabulary
+from course_lib.recipes import Recipe
+from course_lib.rnn import CharRNNLM
+from course_lib.runtime import seed_everything
+from course_lib.train import TrainConfig, train
+
+__all__ = [
+    "BOUNDARY",
+    "CORPUS",
+    "D_EMBED",
+    "D_HIDDEN",
+    "IGNORE",
+    "RECIPES",
+    "SETTINGS",
+    "Settings",
+    "build_model",
+    "char_vocabulary",
+    "corpus",
+    "encode_story",
+    "pad_stories",
+    "sample_story",
+    "story_batches",
+    "story_nats",
+    "train_char_rnn",
+]
+
+CORPUS = {"train_stories": 1000, "validation_stories": 200, "test_stories": 200, "seed": 0}  # Chapters 1 and 3
+BOUNDARY = "\n"  # starts every story (as input) and ends it (as the last target)
+D_EMBED = 32
+D_HIDDEN = 384
+IGNORE = -100  # PyTorch's ignore_index: padding positions have no target
+
+
+@dataclass(frozen=True)
+class Settings:
+    steps: int = 1500
+    batch_size: int = 16
+    learning_rate: float = 3e-3
+    weight_decay: float = 0.0
+    clip_grad_norm: float = 1.0
+    eval_every: int = 100
+    early_stopping_patience: int | None = 4
+
+
+SETTINGS = Settings()
+
+
+# ---------------------------------------------------------------------------------------------
+# Data: whole stories as character ids, padded into batches
+# ---------------------------------------------------------------------------------------------
+@lru_cache(maxsize=1)
+def corpus() -> StoryCorpus:
+    """The story corpus with the splits of Chapters 1 and 3."""
+    return story_corpus(**CORPUS)
+
+
+def char_vocabulary(texts: Sequence[str]) -> Vocabulary:
+    """Every character of ``texts`` and the story boundary ``"\\n"``, most frequent first, after ``<unk>``."""
+    if isinstance(texts, str):
+        raise TypeError("texts must be a list of stories, not a single str; wrap it in a list")
+    return Vocabulary.build([list(text) for text in texts] + [[BOUNDARY]], specials=(Vocabulary.UNK,))
+
+
+@lru_cache(maxsize=1)
+def _training_vocabulary() -> Vocabulary:
+    return char_vocabulary([story.text for story in corpus().train])
+
+
+def encode_story(text: str, vocabulary: Vocabulary) -> list[int]:
+    """``["\\n", c_1, ..., c_n, "\\n"]`` as ids; a character outside the vocabulary becomes ``<unk>``."""
+    if not isinstance(text, str):
+        raise TypeError(f"a story must be a str, got {type(text).__name__}")
+    if BOUNDARY in text:
+        raise ValueError("a story must not contain a newline: the newline marks where stories start and end")
+    boundary = vocabulary.token_to_id(BOUNDARY)
+    return [boundary, *vocabulary.encode(list(text)), boundary]
+
+
+def pad_stories(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[Tensor, Tensor]:
+    """Inputs and next-character targets of equal-length rows, ``(batch, longest - 1)`` each.
+
+    Row ``b`` reads ``sequences[b][:-1]`` and predicts ``sequences[b][1:]``; past its end the inputs
+    are ``pad_id`` and the targets ``IGNORE``. The network reads left to right, so padding at the end
+    changes nothing at the real positions and adds nothing to the loss.
+    """
+    if not sequences:
+        raise ValueError("pad_stories needs at least one sequence")
+    if any(len(sequence) < 2 for sequence in sequences):
+        raise ValueError("every sequence needs at least two ids (an input and the character it predicts)")
+    width = max(len(sequence) for sequence in sequences) - 1
+    inputs = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    targets = torch.full((len(sequences), width), IGNORE, dtype=torch.long)
+    for row, sequence in enumerate(sequences):
+        ids = torch.as_tensor(sequence, dtype=torch.long)
+        inputs[row, : len(ids) - 1] = ids[:-1]
+        targets[row, : len(ids) - 1] = ids[1:]
+    return inputs, targets
+
+
+def story_batches(sequences: Sequence[Sequence[int]], batch_size: int, pad_id: int,
+                  seed: int) -> Iterator[tuple[Tensor, Tensor]]:
+    """Endless padded batches of whole stories, seeded.
+
+    Each pass shuffles the stories, sorts them by length within pools of 16 batches and shuffles
+    the batches of a pool: stories of similar length share a batch, so little computation goes
+    into padding, while which stories meet still changes from pass to pass.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= len(sequences):
+        raise ValueError(f"batch_size must be an integer from 1 to the {len(sequences)} stories, got {batch_size!r}")
+    generator = torch.Generator().manual_seed(seed)
+    pool = 16 * batch_size
+    while True:
+        order = torch.randperm(len(sequences), generator=generator).tolist()
+        for start in range(0, len(order) - batch_size + 1, pool):
+            chunk = sorted(order[start : start + pool], key=lambda i: len(sequences[i]))
+            batches = [chunk[i : i + batch_size] for i in range(0, len(chunk) - batch_size + 1, batch_size)]
+            for b in torch.randperm(len(batches), generator=generator).tolist():
+                yield pad_stories([sequences[i] for i in batches[b]], pad_id)
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation and sampling, exactly as trained
+# ---------------------------------------------------------------------------------------------
+def _check_model(model: object, vocabulary: Vocabulary) -> CharRNNLM:
+    if not isinstance(model, CharRNNLM):
+        raise TypeError(f"model must be a CharRNNLM, got {type(model).__name__}")
+    if not isinstance(vocabulary, Vocabulary):
+        raise TypeError(f"vocabulary must be a Vocabulary, got {type(vocabulary).__name__}")
+    if model.vocab_size != len(vocabulary):
+        raise ValueError(f"the model predicts {model.vocab_size} characters but the vocabulary has "
+                         f"{len(vocabulary)}; pass the vocabulary the model was trained with")
+    return model
+
+
+def story_nats(model: CharRNNLM, vocabulary: Vocabulary, texts: Sequence[str],
+               batch_size: int = 50) -> tuple[float, int]:
+    """``(total nats, predicted characters)`` of whole stories, each read from a zero state.
+
+    The total is ``-sum log P(c_t | "\\n", c_1 .. c_{t-1})`` over every character of every story and
+    the newline that ends it, so ``total / characters`` is the cross-entropy in nats per character,
+    and ``total`` is comparable with a word model's total over the same stories.
+    """
+    _check_model(model, vocabulary)
+    if isinstance(texts, str) or not texts:
+        raise ValueError("texts must be a non-empty list of stories")
+    pad = vocabulary.token_to_id(BOUNDARY)
+    sequences = [encode_story(text, vocabulary) for text in texts]
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    try:
+        with torch.no_grad():
+            for start in range(0, len(sequences), batch_size):
+                inputs, targets = pad_stories(sequences[start : start + batch_size], pad)
+                logits = model(inputs).double()  # sum in float64: 80,000 terms
+                total += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                                               ignore_index=IGNORE, reduction="sum"))
+                count += int((targets != IGNORE).sum())
+    finally:
+        model.train(was_training)
+    return total, count
+
+
+def sample_story(model: CharRNNLM, vocabulary: Vocabulary, prompt: str = "", *, seed: int = 0,
+                 max_chars: int = 600, temperature: float = 1.0) -> str:
+    """A story drawn one character at a time after ``"\\n" + prompt``, until the model writes ``"\\n"``.
+
+    The hidden state is carried from step to step, so each character costs one step of the
+    network. Seeded: the same arguments give the same text. Returns the prompt and the continuation
+    (without the final newline); stops after ``max_chars`` new characters if no newline came.
+    """
+    _check_model(model, vocabulary)
+    if not isinstance(prompt, str):
+        raise TypeError(f"prompt must be a str, got {type(prompt).__name__}")
+    if isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars < 1:
+        raise ValueError(f"max_chars must be a positive integer, got {max_chars!r}")
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 < temperature < math.inf:
+        raise ValueError(f"temperature must be a positive finite number, got {temperature!r}")
+    generator = torch.Generator().manual_seed(seed)
+    boundary = vocabulary.token_to_id(BOUNDARY)
+    ids = encode_story(prompt, vocabulary)[:-1]  # "\n" + prompt
+    written: list[str] = []
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            logits, state = model.forward_with_state(torch.tensor([ids]))
+            for _ in range(max_chars):
+                probabilities = torch.softmax(logits[0, -1].double() / temperature, dim=-1)
+                next_id = int(torch.multinomial(probabilities, 1, generator=generator))
+                if next_id == boundary:
+                    break
+                written.append(vocabulary.id_to_token(next_id))
+                logits, state = model.forward_with_state(torch.tensor([[next_id]]), state)
+    finally:
+        model.train(was_training)
+    return prompt + "".join(written)
+
+
+# ---------------------------------------------------------------------------------------------
+# The recipe
+# ---------------------------------------------------------------------------------------------
+def build_model(vocab_size: int | None = None) -> CharRNNLM:
+    """The untrained model: embedding 32, one tanh RNN layer of 384 units, fused (PyTorch's ``nn.RNN``)."""
+    size = len(_training_vocabulary()) if vocab_size is None else vocab_size
+    return CharRNNLM(size, D_EMBED, D_HIDDEN, cell="rnn", fused=True)
+
+
+def train_char_rnn(seed: int = 0, steps: int | None = None,
+                   settings: Settings = SETTINGS) -> tuple[CharRNNLM, dict[str, Any]]:
+    """Train the model on whole stories; the metadata holds the settings, the vocabulary and the history.
+
+    Validation losses are the mean of per-batch mean losses over the validation split (nats per
+    character, for following the training); the chapter computes exact figures from the checkpoint.
+    """
+    steps = settings.steps if steps is None else steps
+    seed_everything(seed)
+    vocabulary = _training_vocabulary()
+    pad = vocabulary.token_to_id(BOUNDARY)
+    train_sequences = [encode_story(story.text, vocabulary) for story in corpus().train]
+    validation_sequences = [encode_story(story.text, vocabulary) for story in corpus().validation]
+    validation_batches = [pad_stories(validation_sequences[i : i + 50], pad)
+                          for i in range(0, len(validation_sequences), 50)]
+    model = build_model(len(vocabulary))
+    config = TrainConfig(max_steps=steps, batch_size=settings.batch_size, learning_rate=settings.learning_rate,
+                         weight_decay=settings.weight_decay, clip_grad_norm=settings.clip_grad_norm,
+                         eval_every=min(settings.eval_every, steps), eval_batches=len(validation_batches),
+                         early_stopping_patience=settings.early_stopping_patience, seed=seed, progress=False)
+    # language_model_loss ignores the IGNORE targets of the padding (PyTorch's default ignore_index)
+    history = train(model, story_batches(train_sequences, settings.batch_size, pad, seed), config,
+                    val_batches=validation_batches)
+    model.eval()
+    metadata = {
+        "d_embed": D_EMBED,
+        "d_hidden": D_HIDDEN,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "corpus": CORPUS,
+        "vocabulary": vocabulary.to_json(),
+        "settings": asdict(settings),
+        "steps": len(history.steps),
+        "best_step": history.best_step,
+        "train_loss": [round(x, 4) for x in history.train_loss],
+        "grad_norm": [round(x, 4) for x in history.grad_norm],
+        "val_steps": history.val_steps,
+        "val_loss": [round(x, 4) for x in history.val_loss],
+    }
+    return model, metadata
+
+
+RECIPES = {
+    "ch04_char_rnn": Recipe(
+        name="ch04_char_rnn",
+        description=(f"character-level vanilla RNN language model on whole stories (embedding {D_EMBED}, "
+                     f"hidden {D_HIDDEN}), up to {SETTINGS.steps} AdamW steps with gradient clipping "
+                     f"{SETTINGS.clip_grad_norm}, early stopping on validation"),
+        build_model=build_model,
+        train=lambda seed=0, steps=None: train_char_rnn(seed, steps),
+    ),
+}

@@ -1,0 +1,156 @@
+"""Chapter 3's graded items: the references pass their own cases, the solution gets full marks, the
+untouched exercise gets zero, and a wrong answer loses the points of its own item only."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+import torch
+import torch.nn.functional as F
+
+from course_lib.grading import codec
+from course_lib.grading.assignments import ch03_neural_lm as ch03
+from course_lib.grading.cases import NOT_IMPLEMENTED, judge, load_assignment
+from course_lib.grading.execution import call_case
+from course_lib.grading.runner import grade_notebook
+
+ROOT = Path(__file__).resolve().parent.parent
+SOLUTION = ROOT / "solutions" / "ch03_neural_lm.ipynb"
+EXERCISE = ROOT / "exercises" / "ch03_neural_lm.ipynb"
+ASSIGNMENT = load_assignment("ch03")
+
+
+def points(result) -> dict[str, float]:
+    return {item.name: item.points for item in result.items}
+
+
+def variant(tmp_path: Path, name: str, old: str, new: str) -> Path:
+    """The solution notebook with one piece of code replaced."""
+    notebook = nbformat.read(SOLUTION, as_version=4)
+    cells = [cell for cell in notebook.cells if cell.cell_type == "code" and old in cell.source]
+    assert len(cells) == 1, f"{old!r} must occur in exactly one code cell"
+    cells[0].source = cells[0].source.replace(old, new)
+    path = tmp_path / f"{name}.ipynb"
+    nbformat.write(notebook, path)
+    return path
+
+
+# ------------------------------------------------------------------ the case sets themselves
+
+def test_the_assignment_is_discovered_with_five_items_worth_ten_points():
+    assert ASSIGNMENT is ch03.ASSIGNMENT
+    assert [item.function for item in ASSIGNMENT.case_sets] == [
+        "stable_softmax", "cross_entropy", "fixed_window_forward", "logits_gradient", "training_step"]
+    assert ASSIGNMENT.max_points == 10
+    assert set(ASSIGNMENT.reference_modules) == {"course_lib.neural_lm", "course_lib.train"}
+
+
+@pytest.mark.parametrize("case_set", ASSIGNMENT.case_sets, ids=lambda item: item.name)
+def test_each_reference_passes_its_own_cases(case_set):
+    cases = case_set.cases()
+    outcomes = [call_case(case_set.reference, case.kwargs) for case in cases]
+    result = judge(case_set, cases, outcomes)
+    assert result.points == case_set.points, result.summary
+
+
+@pytest.mark.parametrize("case_set", ASSIGNMENT.case_sets, ids=lambda item: item.name)
+def test_cases_are_the_same_on_every_call(case_set):
+    first, second = case_set.cases(), case_set.cases()
+    assert [codec.encode(case.kwargs) for case in first] == [codec.encode(case.kwargs) for case in second]
+
+
+def test_softmax_and_cross_entropy_references_agree_with_pytorch():
+    for case in ch03._softmax_cases():
+        z = case.kwargs["z"]
+        assert torch.allclose(ch03.softmax_reference(z), torch.softmax(z, dim=-1), atol=1e-7), case.label
+    for case in ch03._cross_entropy_cases():
+        logits, targets = case.kwargs["logits"], case.kwargs["targets"]
+        expected = F.cross_entropy(logits, targets)
+        assert torch.allclose(ch03.cross_entropy_reference(logits, targets), expected, rtol=1e-6), case.label
+
+
+def test_the_logits_gradient_is_softmax_minus_one_hot_over_n():
+    for case in ch03._gradient_cases():
+        logits, targets = case.kwargs["logits"], case.kwargs["targets"]
+        by_formula = (torch.softmax(logits, dim=-1) - F.one_hot(targets, logits.shape[-1])) / len(targets)
+        assert torch.allclose(ch03.logits_gradient_reference(logits, targets), by_formula, atol=1e-7), case.label
+
+
+def test_the_training_step_reference_is_one_sgd_step_and_lowers_the_loss_for_a_small_lr():
+    case = ch03._training_step_cases()[1]
+    context_ids, targets, params, lr = (case.kwargs[key] for key in ("context_ids", "targets", "params", "lr"))
+    result = ch03.training_step_reference(context_ids, targets, params, lr)
+    leaves = {name: tensor.clone().requires_grad_(True) for name, tensor in params.items()}
+
+    def loss_of(p):
+        x = p["C"][context_ids].reshape(len(context_ids), -1)
+        logits = torch.tanh(x @ p["H"].T + p["d"]) @ p["U"].T + p["b"]
+        return F.cross_entropy(logits, targets)
+
+    loss = loss_of(leaves)
+    loss.backward()
+    assert result["loss"] == pytest.approx(float(loss.detach()), rel=1e-12)
+    for name, leaf in leaves.items():
+        assert torch.allclose(result["params"][name], leaf.detach() - lr * leaf.grad, rtol=1e-12, atol=1e-12), name
+    assert float(loss_of(result["params"])) < float(loss.detach())
+    assert all(torch.equal(params[name], case.kwargs["params"][name]) for name in params)  # inputs untouched
+
+
+def test_the_forward_reference_does_not_disturb_the_callers_random_numbers():
+    case = ch03._forward_cases()[1]
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    ch03.fixed_window_forward_reference(**case.kwargs)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_the_naive_answers_the_chapter_warns_about_fail_their_cases():
+    softmax_item = ASSIGNMENT.case_set("stable_softmax")
+    naive = lambda z: torch.exp(z) / torch.exp(z).sum(dim=-1, keepdim=True)  # noqa: E731
+    cases = softmax_item.cases()
+    result = judge(softmax_item, cases, [call_case(naive, case.kwargs) for case in cases])
+    failed = [verdict for verdict in result.verdicts if not verdict.passed]
+    assert {verdict.label for verdict in failed} == {cases[2].label, cases[3].label}
+    assert "NaN" in failed[0].reason
+
+    entropy_item = ASSIGNMENT.case_set("cross_entropy")
+    via_log_of_softmax = lambda logits, targets: -torch.log(  # noqa: E731
+        ch03.softmax_reference(logits)[torch.arange(len(targets)), targets]).mean()
+    cases = entropy_item.cases()
+    result = judge(entropy_item, cases, [call_case(via_log_of_softmax, case.kwargs) for case in cases])
+    assert [verdict.label for verdict in result.verdicts if not verdict.passed] == [cases[3].label]
+
+
+# ------------------------------------------------------------------ grading the notebooks
+
+def test_the_solution_gets_full_marks():
+    result = grade_notebook(SOLUTION)
+    assert result.error is None and result.notes == []
+    assert result.score == ASSIGNMENT.max_points == 10
+    assert all(item.points == item.max_points for item in result.items)
+
+
+def test_the_untouched_exercise_gets_zero_with_not_implemented_for_each_item():
+    result = grade_notebook(EXERCISE)
+    assert result.score == 0
+    assert [item.name for item in result.items] == [item.name for item in ASSIGNMENT.case_sets]
+    for item in result.items:
+        assert item.summary == NOT_IMPLEMENTED
+
+
+def test_wrong_answers_lose_exactly_the_points_of_their_item(tmp_path):
+    no_one_hot = variant(tmp_path, "no_one_hot", "gradient[torch.arange(N), targets] -= 1", "pass")
+    uses_torch_softmax = variant(
+        tmp_path, "uses_torch_softmax",
+        "    shifted = z - z.max(dim=-1, keepdim=True).values\n    e = torch.exp(shifted)\n"
+        "    return e / e.sum(dim=-1, keepdim=True)",
+        "    return torch.softmax(z, dim=-1)")
+    for path, item in ((no_one_hot, "ch03.logits_gradient"), (uses_torch_softmax, "ch03.stable_softmax")):
+        result = grade_notebook(path)
+        assert points(result)[item] == 0
+        assert result.score == ASSIGNMENT.max_points - ASSIGNMENT.case_set(item).points
+        if item == "ch03.stable_softmax":
+            summary = next(i for i in result.items if i.name == item).summary
+            assert "forbidden API: torch.softmax" in summary

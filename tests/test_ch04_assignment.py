@@ -1,0 +1,216 @@
+"""Chapter 4's graded items: the references pass their own cases and agree with PyTorch and autograd, the
+solution gets full marks, the untouched exercise gets zero, and a wrong answer loses the points of its own item."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from course_lib.grading import codec
+from course_lib.grading.assignments import ch04_rnn as ch04
+from course_lib.grading.cases import NOT_IMPLEMENTED, judge, load_assignment
+from course_lib.grading.execution import call_case
+from course_lib.grading.runner import grade_notebook
+
+ROOT = Path(__file__).resolve().parent.parent
+SOLUTION = ROOT / "solutions" / "ch04_rnn.ipynb"
+EXERCISE = ROOT / "exercises" / "ch04_rnn.ipynb"
+ASSIGNMENT = load_assignment("ch04")
+
+
+def points(result) -> dict[str, float]:
+    return {item.name: item.points for item in result.items}
+
+
+def variant(tmp_path: Path, name: str, old: str, new: str) -> Path:
+    """The solution notebook with one piece of code replaced."""
+    notebook = nbformat.read(SOLUTION, as_version=4)
+    cells = [cell for cell in notebook.cells if cell.cell_type == "code" and old in cell.source]
+    assert len(cells) == 1, f"{old!r} must occur in exactly one code cell"
+    cells[0].source = cells[0].source.replace(old, new)
+    path = tmp_path / f"{name}.ipynb"
+    nbformat.write(notebook, path)
+    return path
+
+
+def run_item(name: str, function) -> object:
+    case_set = ASSIGNMENT.case_set(name)
+    cases = case_set.cases()
+    return judge(case_set, cases, [call_case(function, case.kwargs) for case in cases])
+
+
+def torch_layer(module: torch.nn.Module, W_hi, W_hh, b_h, suffix: str) -> torch.nn.Module:
+    """PyTorch's own module in float64 with the book's weights (b_h all in bias_ih)."""
+    module = module.double()
+    with torch.no_grad():
+        getattr(module, f"weight_ih{suffix}").copy_(torch.from_numpy(W_hi))
+        getattr(module, f"weight_hh{suffix}").copy_(torch.from_numpy(W_hh))
+        getattr(module, f"bias_ih{suffix}").copy_(torch.from_numpy(b_h))
+        getattr(module, f"bias_hh{suffix}").zero_()
+    return module
+
+
+# ------------------------------------------------------------------ the case sets themselves
+
+def test_the_assignment_is_discovered_with_five_items_worth_ten_points():
+    assert ASSIGNMENT is ch04.ASSIGNMENT
+    assert [item.function for item in ASSIGNMENT.case_sets] == [
+        "rnn_cell", "rnn_forward", "grad_W_hh", "jacobian_norms", "clip_by_global_norm"]
+    assert ASSIGNMENT.max_points == 10
+    assert set(ASSIGNMENT.reference_modules) == {"course_lib.rnn", "course_lib.lstm"}
+    forbidden = {name for item in ASSIGNMENT.case_sets for name in item.forbidden}
+    assert {"torch.nn.RNN", "torch.nn.RNNCell", "torch.nn.utils.clip_grad_norm_", "torch.autograd.grad"} <= forbidden
+
+
+@pytest.mark.parametrize("case_set", ASSIGNMENT.case_sets, ids=lambda item: item.name)
+def test_each_reference_passes_its_own_cases(case_set):
+    cases = case_set.cases()
+    outcomes = [call_case(case_set.reference, case.kwargs) for case in cases]
+    result = judge(case_set, cases, outcomes)
+    assert result.points == case_set.points, result.summary
+
+
+@pytest.mark.parametrize("case_set", ASSIGNMENT.case_sets, ids=lambda item: item.name)
+def test_cases_are_the_same_on_every_call(case_set):
+    first, second = case_set.cases(), case_set.cases()
+    assert [codec.encode(case.kwargs) for case in first] == [codec.encode(case.kwargs) for case in second]
+
+
+def test_the_cell_and_forward_references_equal_pytorchs_own_modules():
+    for case in ch04._cell_cases():
+        kw = case.kwargs
+        cell = torch_layer(torch.nn.RNNCell(kw["W_hi"].shape[1], kw["W_hh"].shape[0]), kw["W_hi"], kw["W_hh"],
+                           kw["b_h"], "")
+        with torch.no_grad():
+            expected = cell(torch.from_numpy(kw["i_t"]), torch.from_numpy(kw["h_prev"])).numpy()
+        np.testing.assert_allclose(ch04.rnn_cell_reference(**kw), expected, rtol=1e-12, atol=1e-14)
+    for case in ch04._forward_cases():
+        kw = case.kwargs
+        layer = torch_layer(torch.nn.RNN(kw["W_hi"].shape[1], kw["W_hh"].shape[0], batch_first=True),
+                            kw["W_hi"], kw["W_hh"], kw["b_h"], "_l0")
+        with torch.no_grad():
+            expected, _ = layer(torch.from_numpy(kw["inputs"]), torch.from_numpy(kw["h0"])[None])
+        np.testing.assert_allclose(ch04.rnn_forward_reference(**kw), expected.numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_the_bptt_reference_equals_autograd_on_the_whole_forward_pass():
+    for case in ch04._bptt_cases():
+        kw = case.kwargs
+        W_hh = torch.tensor(kw["W_hh"], requires_grad=True)
+        W_oh = torch.from_numpy(kw["W_oh"])
+        h = torch.from_numpy(kw["h"])
+        # recover each step's input term u_t = W_hi i_t + b_h from the cached states: a_t = atanh(h_t)
+        u = torch.atanh(h[1:]) - h[:-1] @ W_hh.detach().T
+        # and the read-out's bias from the cached probabilities, up to a constant the softmax ignores
+        b_o = torch.log(torch.from_numpy(kw["p"])) - h[1:] @ W_oh.T
+        state, loss = h[0], torch.zeros((), dtype=torch.float64)
+        for t in range(len(kw["targets"])):
+            state = torch.tanh(W_hh @ state + u[t])
+            logits = W_oh @ state + b_o[t]
+            loss = loss + F.cross_entropy(logits[None], torch.tensor([int(kw["targets"][t])]))
+        (expected,) = torch.autograd.grad(loss, W_hh)
+        np.testing.assert_allclose(ch04.grad_W_hh_reference(**kw), expected.numpy(), rtol=1e-7, atol=1e-10)
+
+
+def test_the_jacobian_norms_reference_equals_autograds_jacobians():
+    for case in ch04._jacobian_cases():
+        kw = case.kwargs
+        W_hh, u = torch.from_numpy(kw["W_hh"]), torch.from_numpy(kw["input_terms"])
+        states = [torch.from_numpy(kw["h0"])]
+        for u_t in u:
+            states.append(torch.tanh(W_hh @ states[-1] + u_t))
+        T = len(u)
+
+        def h_T_from(h_k: torch.Tensor, k: int) -> torch.Tensor:
+            for t in range(k, T):
+                h_k = torch.tanh(W_hh @ h_k + u[t])
+            return h_k
+
+        expected = [torch.linalg.matrix_norm(torch.autograd.functional.jacobian(
+            lambda h_k, k=k: h_T_from(h_k, k), states[k]), ord=2).item() for k in range(T, -1, -1)]
+        np.testing.assert_allclose(ch04.jacobian_norms_reference(**kw), expected, rtol=1e-9)
+
+
+def test_the_clipping_reference_equals_pytorchs_clip_grad_norm():
+    for case in ch04._clipping_cases():
+        grads, max_norm = case.kwargs["grads"], case.kwargs["max_norm"]
+        parameters = [torch.zeros(g.shape, dtype=torch.float64, requires_grad=True) for g in grads]
+        for parameter, grad in zip(parameters, grads):
+            parameter.grad = torch.from_numpy(grad.copy())
+        norm = torch.nn.utils.clip_grad_norm_(parameters, max_norm)
+        clipped, total = ch04.clip_by_global_norm_reference(grads, max_norm)
+        assert total == pytest.approx(float(norm), rel=1e-12)
+        for mine, theirs in zip(clipped, parameters):
+            np.testing.assert_allclose(mine, theirs.grad.numpy(), rtol=1e-12, atol=0)
+        assert all(np.array_equal(g, original) for g, original in zip(grads, case.kwargs["grads"]))  # untouched
+
+
+def test_the_mistakes_the_chapter_warns_about_fail_their_cases():
+    def immediate_only(inputs, targets, h, p, W_hh, W_oh):
+        """dh_t/dW_hh taken as just h_{t-1}: no error flows back from later steps."""
+        dW_hh = np.zeros_like(W_hh)
+        for t in range(len(targets), 0, -1):
+            dz = p[t - 1].copy()
+            dz[targets[t - 1]] -= 1.0
+            dW_hh += np.outer((1 - h[t] ** 2) * (W_oh.T @ dz), h[t - 1])
+        return dW_hh
+
+    result = run_item("grad_W_hh", immediate_only)
+    cases = ASSIGNMENT.case_set("grad_W_hh").cases()
+    # with one step there is no later step to forget: only that case passes
+    assert [verdict.passed for verdict in result.verdicts] == [True, False, False, False]
+    assert cases[0].kwargs["h"].shape[0] == 2
+
+    def no_epsilon(grads, max_norm):
+        total = float(np.sqrt(sum((g ** 2).sum() for g in grads)))
+        return [g * min(1.0, max_norm / total) for g in grads], total
+
+    result = run_item("clip_by_global_norm", no_epsilon)
+    failed = [verdict.label for verdict in result.verdicts if not verdict.passed]
+    assert failed == ["all gradients zero: the norm is 0 and nothing changes"]
+
+
+# ------------------------------------------------------------------ grading the notebooks
+
+def test_the_solution_gets_full_marks():
+    result = grade_notebook(SOLUTION)
+    assert result.error is None and result.notes == []
+    assert result.score == ASSIGNMENT.max_points == 10
+    assert all(item.points == item.max_points for item in result.items)
+
+
+def test_the_untouched_exercise_gets_zero_with_not_implemented_for_each_item():
+    result = grade_notebook(EXERCISE)
+    assert result.score == 0
+    assert [item.name for item in result.items] == [item.name for item in ASSIGNMENT.case_sets]
+    for item in result.items:
+        assert item.summary == NOT_IMPLEMENTED
+
+
+def test_wrong_answers_lose_exactly_the_points_of_their_item(tmp_path):
+    no_tanh_slope = variant(tmp_path, "no_tanh_slope", "delta = (1.0 - h[t] ** 2) * dh", "delta = dh")
+    uses_torch_clipping = variant(
+        tmp_path, "uses_torch_clipping",
+        "    total_norm = float(np.sqrt(sum(float((g ** 2).sum()) for g in grads)))\n"
+        "    scale = min(1.0, max_norm / (total_norm + 1e-6))\n"
+        "    return [g * scale for g in grads], total_norm",
+        "    import torch\n"
+        "    params = [torch.zeros(g.shape, dtype=torch.float64, requires_grad=True) for g in grads]\n"
+        "    for p, g in zip(params, grads):\n"
+        "        p.grad = torch.tensor(g)\n"
+        "    total_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))\n"
+        "    return [p.grad.numpy() for p in params], total_norm")
+    first_state_kept = variant(tmp_path, "first_state_kept", "return np.stack(states, axis=1)",
+                               "return np.stack([h0] + states[:-1], axis=1)")
+    for path, item in ((no_tanh_slope, "ch04.grad_W_hh"), (uses_torch_clipping, "ch04.clip_by_global_norm"),
+                       (first_state_kept, "ch04.rnn_forward")):
+        result = grade_notebook(path)
+        assert points(result)[item] == 0, path.name
+        assert result.score == ASSIGNMENT.max_points - ASSIGNMENT.case_set(item).points, path.name
+        if item == "ch04.clip_by_global_norm":
+            summary = next(i for i in result.items if i.name == item).summary
+            assert "forbidden API: torch.nn.utils.clip_grad_norm_" in summary
