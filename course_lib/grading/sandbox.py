@@ -333,7 +333,11 @@ def _private_root(spec: SandboxSpec) -> None:
     new = spec.workdir
     mount(None, "/", None, MS_REC | MS_PRIVATE)
     mount("tmpfs", new, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,nr_inodes=4096,mode=755")
-    readable = [p for p in spec.readable if not p.startswith(("/tmp/", "/proc/", "/dev/")) and p != "/"]
+    # /tmp first: a checkout or virtual environment that lives under /tmp is bound inside it below
+    os.makedirs(new + "/tmp")
+    mount("tmpfs", new + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV,
+          f"size={spec.tmp_bytes},nr_inodes=8192,mode=1777")
+    readable = [p for p in spec.readable if not p.startswith(("/proc/", "/dev/")) and p not in ("/", "/tmp")]
     for source in _outermost([d for d in SYSTEM_DIRECTORIES if os.path.isdir(d)] + readable):
         if source in SYSTEM_DIRECTORIES and os.path.islink(source):  # /lib -> usr/lib on merged systems
             os.symlink(os.readlink(source), new + source)
@@ -345,9 +349,6 @@ def _private_root(spec: SandboxSpec) -> None:
         if os.path.exists(f"/dev/{device}"):
             open(f"{new}/dev/{device}", "w").close()
             mount(f"/dev/{device}", f"{new}/dev/{device}", None, MS_BIND)
-    os.makedirs(new + "/tmp")
-    mount("tmpfs", new + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV,
-          f"size={spec.tmp_bytes},nr_inodes=8192,mode=1777")
     os.makedirs(new + "/proc")
     # a fresh /proc shows the processes of this namespace only (the grader's are not there)
     mount("proc", new + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
