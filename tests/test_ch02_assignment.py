@@ -1,19 +1,20 @@
-"""Chapter 2's exercises: the solution gets full marks, the untouched exercise zero, a wrong answer
-loses its own item's points, and every case set's reference agrees with an independent answer."""
+"""Chapter 2's exercises: a wrong answer loses its own item's points (full marks and zero:
+test_assignments.py), and every case set's reference agrees with an independent answer."""
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
-import nbformat
 import pytest
 
 from course_lib.grading import codec
-from course_lib.grading.cases import NOT_IMPLEMENTED, Outcome, judge, load_assignment
+from course_lib.grading.cases import Outcome, judge, load_assignment
 from course_lib.grading.runner import grade_notebook
+
+from assignment_notebooks import points, solution_variant
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTION = ROOT / "solutions" / "ch02_tokenization.ipynb"
-EXERCISE = ROOT / "exercises" / "ch02_tokenization.ipynb"
 ASSIGNMENT = load_assignment("ch02")
 
 # Sennrich et al. (2016)'s dictionary and its first ten merges, worked out by hand with the
@@ -22,37 +23,10 @@ PAPER_MERGES = [("e", "s"), ("es", "t"), ("est", "</w>"), ("l", "o"), ("lo", "w"
                 ("ew", "est</w>"), ("n", "ewest</w>"), ("low", "</w>"), ("d", "est</w>")]
 
 
-def points(result) -> dict[str, float]:
-    return {item.name: item.points for item in result.items}
-
-
-def variant(tmp_path: Path, name: str, old: str, new: str) -> Path:
-    """The solution notebook with one piece of code replaced (it must occur exactly once)."""
-    notebook = nbformat.read(SOLUTION, as_version=4)
-    hits = [cell for cell in notebook.cells if cell.cell_type == "code" and old in cell.source]
-    assert len(hits) == 1 and hits[0].source.count(old) == 1, f"{old!r} must occur once in the solution"
-    hits[0].source = hits[0].source.replace(old, new)
-    path = tmp_path / f"{name}.ipynb"
-    nbformat.write(notebook, path)
-    return path
+variant = partial(solution_variant, SOLUTION)
 
 
 # ------------------------------------------------------------------ grading the notebooks
-
-def test_the_solution_gets_full_marks():
-    result = grade_notebook(SOLUTION)
-    assert result.error is None and result.notes == []
-    assert result.score == ASSIGNMENT.max_points == 10
-    assert all(item.points == item.max_points for item in result.items)
-
-
-def test_the_untouched_exercise_gets_zero_with_not_implemented_for_each_item():
-    result = grade_notebook(EXERCISE)
-    assert result.score == 0
-    assert [item.name for item in result.items] == [item.name for item in ASSIGNMENT.case_sets]
-    for item in result.items:
-        assert item.summary == NOT_IMPLEMENTED
-
 
 def test_forgetting_the_end_of_word_marker_loses_exactly_the_encode_word_points(tmp_path):
     path = variant(tmp_path, "no_marker", 'symbols = list(word) + ["</w>"]', "symbols = list(word)")

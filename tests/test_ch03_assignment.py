@@ -1,39 +1,28 @@
-"""Chapter 3's graded items: the references pass their own cases, the solution gets full marks, the
-untouched exercise gets zero, and a wrong answer loses the points of its own item only."""
+"""Chapter 3's graded items: the references pass their own cases, and a wrong answer loses the points
+of its own item only (full marks and zero, for every assignment: test_assignments.py)."""
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
-import nbformat
 import pytest
 import torch
 import torch.nn.functional as F
 
 from course_lib.grading import codec
 from course_lib.grading.assignments import ch03_neural_lm as ch03
-from course_lib.grading.cases import NOT_IMPLEMENTED, judge, load_assignment
+from course_lib.grading.cases import judge, load_assignment
 from course_lib.grading.execution import call_case
 from course_lib.grading.runner import grade_notebook
 
+from assignment_notebooks import points, solution_variant
+
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTION = ROOT / "solutions" / "ch03_neural_lm.ipynb"
-EXERCISE = ROOT / "exercises" / "ch03_neural_lm.ipynb"
 ASSIGNMENT = load_assignment("ch03")
 
 
-def points(result) -> dict[str, float]:
-    return {item.name: item.points for item in result.items}
-
-
-def variant(tmp_path: Path, name: str, old: str, new: str) -> Path:
-    """The solution notebook with one piece of code replaced."""
-    notebook = nbformat.read(SOLUTION, as_version=4)
-    cells = [cell for cell in notebook.cells if cell.cell_type == "code" and old in cell.source]
-    assert len(cells) == 1, f"{old!r} must occur in exactly one code cell"
-    cells[0].source = cells[0].source.replace(old, new)
-    path = tmp_path / f"{name}.ipynb"
-    nbformat.write(notebook, path)
-    return path
+variant = partial(solution_variant, SOLUTION)
 
 
 # ------------------------------------------------------------------ the case sets themselves
@@ -124,21 +113,6 @@ def test_the_naive_answers_the_chapter_warns_about_fail_their_cases():
 
 
 # ------------------------------------------------------------------ grading the notebooks
-
-def test_the_solution_gets_full_marks():
-    result = grade_notebook(SOLUTION)
-    assert result.error is None and result.notes == []
-    assert result.score == ASSIGNMENT.max_points == 10
-    assert all(item.points == item.max_points for item in result.items)
-
-
-def test_the_untouched_exercise_gets_zero_with_not_implemented_for_each_item():
-    result = grade_notebook(EXERCISE)
-    assert result.score == 0
-    assert [item.name for item in result.items] == [item.name for item in ASSIGNMENT.case_sets]
-    for item in result.items:
-        assert item.summary == NOT_IMPLEMENTED
-
 
 def test_wrong_answers_lose_exactly_the_points_of_their_item(tmp_path):
     no_one_hot = variant(tmp_path, "no_one_hot", "gradient[torch.arange(N), targets] -= 1", "pass")

@@ -1,10 +1,10 @@
-"""Chapter 4's graded items: the references pass their own cases and agree with PyTorch and autograd, the
-solution gets full marks, the untouched exercise gets zero, and a wrong answer loses the points of its own item."""
+"""Chapter 4's graded items: the references pass their own cases and agree with PyTorch and autograd,
+and a wrong answer loses the points of its own item (full marks and zero: test_assignments.py)."""
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
-import nbformat
 import numpy as np
 import pytest
 import torch
@@ -12,29 +12,18 @@ import torch.nn.functional as F
 
 from course_lib.grading import codec
 from course_lib.grading.assignments import ch04_rnn as ch04
-from course_lib.grading.cases import NOT_IMPLEMENTED, judge, load_assignment
+from course_lib.grading.cases import judge, load_assignment
 from course_lib.grading.execution import call_case
 from course_lib.grading.runner import grade_notebook
 
+from assignment_notebooks import points, solution_variant
+
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTION = ROOT / "solutions" / "ch04_rnn.ipynb"
-EXERCISE = ROOT / "exercises" / "ch04_rnn.ipynb"
 ASSIGNMENT = load_assignment("ch04")
 
 
-def points(result) -> dict[str, float]:
-    return {item.name: item.points for item in result.items}
-
-
-def variant(tmp_path: Path, name: str, old: str, new: str) -> Path:
-    """The solution notebook with one piece of code replaced."""
-    notebook = nbformat.read(SOLUTION, as_version=4)
-    cells = [cell for cell in notebook.cells if cell.cell_type == "code" and old in cell.source]
-    assert len(cells) == 1, f"{old!r} must occur in exactly one code cell"
-    cells[0].source = cells[0].source.replace(old, new)
-    path = tmp_path / f"{name}.ipynb"
-    nbformat.write(notebook, path)
-    return path
+variant = partial(solution_variant, SOLUTION)
 
 
 def run_item(name: str, function) -> object:
@@ -175,21 +164,6 @@ def test_the_mistakes_the_chapter_warns_about_fail_their_cases():
 
 
 # ------------------------------------------------------------------ grading the notebooks
-
-def test_the_solution_gets_full_marks():
-    result = grade_notebook(SOLUTION)
-    assert result.error is None and result.notes == []
-    assert result.score == ASSIGNMENT.max_points == 10
-    assert all(item.points == item.max_points for item in result.items)
-
-
-def test_the_untouched_exercise_gets_zero_with_not_implemented_for_each_item():
-    result = grade_notebook(EXERCISE)
-    assert result.score == 0
-    assert [item.name for item in result.items] == [item.name for item in ASSIGNMENT.case_sets]
-    for item in result.items:
-        assert item.summary == NOT_IMPLEMENTED
-
 
 def test_wrong_answers_lose_exactly_the_points_of_their_item(tmp_path):
     no_tanh_slope = variant(tmp_path, "no_tanh_slope", "delta = (1.0 - h[t] ** 2) * dh", "delta = dh")

@@ -1,0 +1,22 @@
+"""Helpers for the chapters' assignment tests: scores by item, and solution notebooks with one
+piece of code changed (a plausible wrong answer)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+
+
+def points(result) -> dict[str, float]:
+    return {item.name: item.points for item in result.items}
+
+
+def solution_variant(solution: Path, tmp_path: Path, name: str, old: str, new: str) -> Path:
+    """``solution`` with ``old`` replaced by ``new`` (``old`` must occur in exactly one code cell, once)."""
+    notebook = nbformat.read(solution, as_version=4)
+    hits = [cell for cell in notebook.cells if cell.cell_type == "code" and old in cell.source]
+    assert len(hits) == 1 and hits[0].source.count(old) == 1, f"{old!r} must occur once in {solution.name}"
+    hits[0].source = hits[0].source.replace(old, new)
+    path = tmp_path / f"{name}.ipynb"
+    nbformat.write(notebook, path)
+    return path
