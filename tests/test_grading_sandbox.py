@@ -18,7 +18,7 @@ from submissions import ATTACKS, PACKAGE, ROOT, write_attacks
 
 LIMITS = Limits(case_seconds=1, item_seconds=3, notebook_seconds=3, memory_mb=2048, max_processes=48)
 SECRET_LABEL = "SECRET-LABEL-7731"
-SECRET_INPUT = 0.0123456789
+SECRET_INPUT = 0.0136205  # its perplexity 1/x = 73.4187 is a number no path or score contains
 HIDDEN_CASES = f'''
 import math
 from course_lib import ngram
