@@ -1,0 +1,283 @@
+"""Chapter 5 exercises: the LSTM and the GRU, gate by gate, in NumPy.
+
+Inputs are float64 NumPy arrays from seeded generators, so the cases are the same on every run.
+The references are :mod:`course_lib.lstm`'s PyTorch modules, loaded with the case's weights: the
+book's matrices ``W_A .. W_D``, which multiply ``[h_{t-1}, i_t]``, are cut into PyTorch's
+``weight_ih`` / ``weight_hh`` chunks (order i, f, g, o = B, A, Ĉ, D) on the way in, so every LSTM
+case also checks that mapping. The gradient item's reference is autograd.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from course_lib import lstm
+from course_lib.grading.cases import Assignment, Case, CaseSet
+from course_lib.grading.compare import Tolerance
+
+LSTM_GATES = ("A", "B", "C", "D")  # forget, input, candidate, output
+PYTORCH_LSTM_ORDER = ("B", "A", "C", "D")  # PyTorch's chunks i, f, g, o
+GRU_NAMES = ("W_ir", "W_iz", "W_in", "W_hr", "W_hz", "W_hn", "b_ir", "b_iz", "b_in", "b_hr", "b_hz", "b_hn")
+
+RECURRENT_MODULES = ("torch.nn.LSTM", "torch.nn.LSTMCell", "torch.nn.GRU", "torch.nn.GRUCell")
+AUTOGRAD_APIS = ("torch.autograd.grad", "torch.autograd.backward", "torch.Tensor.backward",
+                 "torch.autograd.functional.jacobian")
+
+
+def _rng(seed: int) -> np.random.Generator:
+    return np.random.default_rng(seed)
+
+
+def lstm_params(d_in: int, d_hidden: int, seed: int, scale: float = 0.5,
+                forget_bias: float = 0.0) -> dict[str, np.ndarray]:
+    """The book's LSTM weights: ``W_X (d_hidden, d_hidden + d_in)`` on ``[h, i]`` and ``b_X (d_hidden,)``."""
+    rng = _rng(seed)
+    params = {}
+    for gate in LSTM_GATES:
+        params[f"W_{gate}"] = rng.normal(0.0, scale, (d_hidden, d_hidden + d_in))
+        params[f"b_{gate}"] = rng.normal(0.0, scale, d_hidden)
+    params["b_A"] = params["b_A"] + forget_bias
+    return params
+
+
+def gru_params(d_in: int, d_hidden: int, seed: int, scale: float = 0.5) -> dict[str, np.ndarray]:
+    """GRU weights in PyTorch's convention: ``W_i* (d_hidden, d_in)``, ``W_h* (d_hidden, d_hidden)``, biases."""
+    rng = _rng(seed)
+    shapes = {"i": (d_hidden, d_in), "h": (d_hidden, d_hidden)}
+    params = {}
+    for name in GRU_NAMES:
+        shape = shapes[name[2]] if name.startswith("W") else (d_hidden,)
+        params[name] = rng.normal(0.0, scale, shape)
+    return params
+
+
+def lstm_state_dict(d_in: int, d_hidden: int, seed: int, scale: float = 0.5) -> dict[str, np.ndarray]:
+    """An ``nn.LSTM`` layer's weights as NumPy arrays, with PyTorch's names and shapes."""
+    rng = _rng(seed)
+    return {
+        "weight_ih_l0": rng.normal(0.0, scale, (4 * d_hidden, d_in)),
+        "weight_hh_l0": rng.normal(0.0, scale, (4 * d_hidden, d_hidden)),
+        "bias_ih_l0": rng.normal(0.0, scale, 4 * d_hidden),
+        "bias_hh_l0": rng.normal(0.0, scale, 4 * d_hidden),
+    }
+
+
+def _array(seed: int, *shape: int, scale: float = 1.0) -> np.ndarray:
+    return _rng(seed).normal(0.0, scale, shape)
+
+
+def _tensor(array: np.ndarray) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(array, dtype=np.float64))
+
+
+def book_to_pytorch(params: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    """The book's ``W_A .. W_D, b_A .. b_D`` as an ``nn.LSTMCell`` state dict.
+
+    ``W_X [h, i] = W_X[:, :H] h + W_X[:, H:] i``: the first ``H`` columns go to ``weight_hh``, the
+    rest to ``weight_ih``; the chunks are stacked in PyTorch's order i, f, g, o = B, A, Ĉ, D, and
+    all of each bias goes to ``bias_ih``.
+    """
+    H = params["W_A"].shape[0]
+    chunks = [_tensor(params[f"W_{gate}"]) for gate in PYTORCH_LSTM_ORDER]
+    return {
+        "weight_ih": torch.cat([W[:, H:] for W in chunks]),
+        "weight_hh": torch.cat([W[:, :H] for W in chunks]),
+        "bias_ih": torch.cat([_tensor(params[f"b_{gate}"]) for gate in PYTORCH_LSTM_ORDER]),
+        "bias_hh": torch.zeros(4 * H, dtype=torch.float64),
+    }
+
+
+def _lstm_cell(params: dict[str, np.ndarray]) -> lstm.LSTMCell:
+    H, width = params["W_A"].shape
+    with torch.random.fork_rng(devices=[]):  # leave the caller's generator as it was (check runs in a kernel)
+        cell = lstm.LSTMCell(width - H, H).double()
+    cell.load_state_dict(book_to_pytorch(params))
+    return cell
+
+
+# --------------------------------------------------------------------------- references
+
+
+def lstm_cell_forward_reference(i_t, h_prev, C_prev, params) -> tuple[np.ndarray, np.ndarray]:
+    with torch.no_grad():
+        h, C = _lstm_cell(params)(_tensor(i_t), (_tensor(h_prev), _tensor(C_prev)))
+    return h.numpy(), C.numpy()
+
+
+def gru_cell_forward_reference(x_t, h_prev, params) -> np.ndarray:
+    H, d_in = params["W_ir"].shape
+    with torch.random.fork_rng(devices=[]):
+        cell = lstm.GRUCell(d_in, H).double()
+    p = {name: _tensor(value) for name, value in params.items()}
+    cell.load_state_dict({
+        "weight_ih": torch.cat([p["W_ir"], p["W_iz"], p["W_in"]]),
+        "weight_hh": torch.cat([p["W_hr"], p["W_hz"], p["W_hn"]]),
+        "bias_ih": torch.cat([p["b_ir"], p["b_iz"], p["b_in"]]),
+        "bias_hh": torch.cat([p["b_hr"], p["b_hz"], p["b_hn"]]),
+    })
+    with torch.no_grad():
+        return cell(_tensor(x_t), _tensor(h_prev)).numpy()
+
+
+def parameter_counts_reference(d_in: int, d_hidden: int, num_layers: int) -> dict[str, int]:
+    return {
+        "rnn": lstm.rnn_parameter_count(d_in, d_hidden, num_layers),
+        "lstm": lstm.lstm_parameter_count(d_in, d_hidden, num_layers),
+        "gru": lstm.gru_parameter_count(d_in, d_hidden, num_layers),
+    }
+
+
+def cell_state_gradient_reference(inputs, h_0, C_0, params) -> np.ndarray:
+    """``∂C_T/∂C_0`` along the memory cell, by autograd.
+
+    Each step reads ``h_{t-1}`` detached, so the gates are constants for the derivative and the
+    only path from ``C_0`` to ``C_T`` is the cell's own update. Its Jacobian is then diagonal, and
+    the gradient of ``sum(C_T)`` with respect to ``C_0`` is that diagonal, one row per example.
+    """
+    cell = _lstm_cell(params)
+    C_0 = _tensor(C_0).clone().requires_grad_(True)
+    h, C = _tensor(h_0), C_0
+    for i_t in _tensor(inputs).unbind(dim=1):
+        h, C = cell(i_t, (h.detach(), C))
+    (gradient,) = torch.autograd.grad(C.sum(), C_0)
+    return gradient.numpy()
+
+
+def lstm_layer_forward_reference(inputs, state_dict, h_0, C_0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    four_H, d_in = state_dict["weight_ih_l0"].shape
+    with torch.random.fork_rng(devices=[]):
+        layer = lstm.LSTM(d_in, four_H // 4).double()
+    layer.load_state_dict({name: _tensor(value) for name, value in state_dict.items()})
+    with torch.no_grad():
+        outputs, (h_T, C_T) = layer(_tensor(inputs), (_tensor(h_0)[None], _tensor(C_0)[None]))
+    return outputs.numpy(), h_T[0].numpy(), C_T[0].numpy()
+
+
+# --------------------------------------------------------------------------- cases
+
+
+def _lstm_cell_cases() -> list[Case]:
+    return [
+        Case("one example; d_in = 2, d_hidden = 3",
+             {"i_t": _array(50, 1, 2), "h_prev": _array(51, 1, 3), "C_prev": _array(52, 1, 3),
+              "params": lstm_params(2, 3, seed=53)}),
+        Case("a batch of 4; d_in = 5, d_hidden = 6",
+             {"i_t": _array(54, 4, 5), "h_prev": _array(55, 4, 6), "C_prev": _array(56, 4, 6),
+              "params": lstm_params(5, 6, seed=57)}),
+        Case("d_in != d_hidden, so [h, i] must put h first: d_in = 7, d_hidden = 2",
+             {"i_t": _array(58, 3, 7), "h_prev": _array(59, 3, 2), "C_prev": _array(60, 3, 2),
+              "params": lstm_params(7, 2, seed=61)}),
+        Case("a large forget bias keeps C_prev, and a large C_prev shows it",
+             {"i_t": _array(62, 2, 3), "h_prev": _array(63, 2, 4), "C_prev": _array(64, 2, 4, scale=5.0),
+              "params": lstm_params(3, 4, seed=65, forget_bias=4.0)}),
+    ]
+
+
+def _gru_cell_cases() -> list[Case]:
+    return [
+        Case("one example; d_in = 2, d_hidden = 3",
+             {"x_t": _array(70, 1, 2), "h_prev": _array(71, 1, 3), "params": gru_params(2, 3, seed=72)}),
+        Case("a batch of 5; d_in = 4, d_hidden = 6",
+             {"x_t": _array(73, 5, 4), "h_prev": _array(74, 5, 6), "params": gru_params(4, 6, seed=75)}),
+        Case("b_hn sits inside r_t * (W_hn h + b_hn): a large b_hn shows where it goes",
+             {"x_t": _array(76, 3, 3), "h_prev": _array(77, 3, 2),
+              "params": {**gru_params(3, 2, seed=78), "b_hn": np.array([3.0, -3.0])}}),
+        Case("d_in = 7, d_hidden = 2",
+             {"x_t": _array(79, 2, 7), "h_prev": _array(80, 2, 2), "params": gru_params(7, 2, seed=81)}),
+    ]
+
+
+def _parameter_count_cases() -> list[Case]:
+    return [
+        Case("d_in = 1, d_hidden = 1, one layer", {"d_in": 1, "d_hidden": 1, "num_layers": 1}),
+        Case("this chapter's LSTM: d_in = 64, d_hidden = 128", {"d_in": 64, "d_hidden": 128, "num_layers": 1}),
+        Case("two layers: the second reads d_hidden inputs", {"d_in": 10, "d_hidden": 20, "num_layers": 2}),
+        Case("three layers, d_in > d_hidden", {"d_in": 300, "d_hidden": 50, "num_layers": 3}),
+        Case("one layer, d_in = 512, d_hidden = 1024", {"d_in": 512, "d_hidden": 1024, "num_layers": 1}),
+    ]
+
+
+def _gradient_cases() -> list[Case]:
+    return [
+        Case("one step: the diagonal of ∂C_t/∂C_(t-1)",
+             {"inputs": _array(90, 2, 1, 3), "h_0": _array(91, 2, 4), "C_0": _array(92, 2, 4),
+              "params": lstm_params(3, 4, seed=93)}),
+        Case("five steps, a batch of 3",
+             {"inputs": _array(94, 3, 5, 2), "h_0": _array(95, 3, 3), "C_0": _array(96, 3, 3),
+              "params": lstm_params(2, 3, seed=97)}),
+        Case("30 steps with forget bias +4: the gradient survives",
+             {"inputs": _array(98, 2, 30, 3), "h_0": np.zeros((2, 5)), "C_0": np.zeros((2, 5)),
+              "params": lstm_params(3, 5, seed=99, forget_bias=4.0)}),
+        Case("30 steps with forget bias -2: the gradient vanishes (values near 1e-30 count)",
+             {"inputs": _array(100, 1, 30, 3), "h_0": np.zeros((1, 2)), "C_0": np.zeros((1, 2)),
+              "params": lstm_params(3, 2, seed=101, forget_bias=-2.0)}),
+    ]
+
+
+def _layer_cases() -> list[Case]:
+    return [
+        Case("one sequence of 1 step; d_in = 2, d_hidden = 3",
+             {"inputs": _array(110, 1, 1, 2), "state_dict": lstm_state_dict(2, 3, seed=111),
+              "h_0": np.zeros((1, 3)), "C_0": np.zeros((1, 3))}),
+        Case("a batch of 3 sequences of 6 steps, zero initial state",
+             {"inputs": _array(112, 3, 6, 4), "state_dict": lstm_state_dict(4, 5, seed=113),
+              "h_0": np.zeros((3, 5)), "C_0": np.zeros((3, 5))}),
+        Case("a given initial state (h_0, C_0)",
+             {"inputs": _array(114, 2, 4, 3), "state_dict": lstm_state_dict(3, 2, seed=115),
+              "h_0": _array(116, 2, 2), "C_0": _array(117, 2, 2)}),
+        Case("20 steps, d_in = 1, d_hidden = 4",
+             {"inputs": _array(118, 2, 20, 1), "state_dict": lstm_state_dict(1, 4, seed=119),
+              "h_0": np.zeros((2, 4)), "C_0": _array(120, 2, 4)}),
+    ]
+
+
+FLOAT64 = Tolerance(rtol=1e-6, atol=1e-9)
+# The vanishing case's answers are ~1e-30: relative error only, or a zero would pass.
+GRADIENT = Tolerance(rtol=1e-6, atol=1e-300)
+EXACT = Tolerance(rtol=0.0, atol=0.0)
+
+ASSIGNMENT = Assignment(
+    name="ch05",
+    title="Chapter 5: LSTM and GRU",
+    reference_modules=("course_lib.lstm", "course_lib.rnn"),
+    case_sets=(
+        CaseSet(
+            name="ch05.lstm_cell_forward", function="lstm_cell_forward", points=2,
+            make_cases=_lstm_cell_cases, reference=lstm_cell_forward_reference, tolerance=FLOAT64,
+            forbidden=RECURRENT_MODULES,
+            hint="z = np.concatenate([h_prev, i_t], axis=1) is [h_{t-1}, i_t] for every row; then "
+                 "A = sigmoid(z @ W_A.T + b_A), likewise B, C_hat (tanh) and D; C = A * C_prev + B * C_hat, "
+                 "h = D * tanh(C); return (h, C)",
+        ),
+        CaseSet(
+            name="ch05.gru_cell_forward", function="gru_cell_forward", points=2,
+            make_cases=_gru_cell_cases, reference=gru_cell_forward_reference, tolerance=FLOAT64,
+            forbidden=RECURRENT_MODULES,
+            hint="r = sigmoid(x @ W_ir.T + b_ir + h @ W_hr.T + b_hr), z likewise; "
+                 "n = tanh(x @ W_in.T + b_in + r * (h @ W_hn.T + b_hn)); h_t = (1 - z) * n + z * h",
+        ),
+        CaseSet(
+            name="ch05.parameter_counts", function="parameter_counts", points=2,
+            make_cases=_parameter_count_cases, reference=parameter_counts_reference, tolerance=EXACT,
+            forbidden=RECURRENT_MODULES,
+            hint="one layer with g weight blocks has g * d_hidden * (d_layer_in + d_hidden + 2) parameters "
+                 "(two matrices, two bias vectors per block), g = 1, 4, 3; layers after the first read "
+                 "d_hidden inputs",
+        ),
+        CaseSet(
+            name="ch05.cell_state_gradient", function="cell_state_gradient", points=2,
+            make_cases=_gradient_cases, reference=cell_state_gradient_reference, tolerance=GRADIENT,
+            forbidden=RECURRENT_MODULES + AUTOGRAD_APIS,
+            hint="along the memory cell, ∂C_t/∂C_(t-1) = diag(A_t): run the cell forward step by step and "
+                 "multiply the forget gates, elementwise, over all T steps",
+        ),
+        CaseSet(
+            name="ch05.lstm_layer_forward", function="lstm_layer_forward", points=2,
+            make_cases=_layer_cases, reference=lstm_layer_forward_reference, tolerance=FLOAT64,
+            forbidden=RECURRENT_MODULES,
+            hint="per step: g = x_t @ weight_ih_l0.T + bias_ih_l0 + h @ weight_hh_l0.T + bias_hh_l0, "
+                 "np.split(g, 4, axis=1) gives PyTorch's chunks i, f, g, o = B, A, C_hat, D; stack the "
+                 "h of every step on axis 1",
+        ),
+    ),
+)

@@ -1,0 +1,331 @@
+"""Chapter 5's experiment: a vanilla RNN, an LSTM and a GRU trained alike on the stories.
+
+Three word-level language models (:class:`~course_lib.rnn.CharRNNLM`: embedding -> recurrent
+layer -> read-out, whose name notwithstanding reads any tokens) with **the same number of
+parameters** (about 205,000 each), trained through the same curriculum of stories for the same
+number of steps. Equal parameters rather than equal hidden sizes: a gate costs parameters, so at
+equal width the gated models would also be the bigger ones, and a win could be put down to size.
+At equal size the vanilla RNN gets the widest hidden state (207 units against the LSTM's 128), so
+if it remembers less, the gates are why.
+
+Word tokens, not characters, so that a fact stated 100 words before its question is 100 steps
+back, not 500: the long-range effect the chapter measures shows within a few minutes of CPU.
+
+Each story is one sequence, ``<s> w_1 ... w_n </s>``, read from a zero state: the model predicts
+every word and the end of the story, the units the corpus's entropy floor is counted in, and the
+probes (:func:`course_lib.data.stories.make_probes`) are read the same way. Training stories are
+drawn fresh from the corpus's generator at every step (:func:`stage_batches`), first short ones,
+then ever longer (:data:`CURRICULUM`); the validation split is every chapter's.
+
+Besides the recipes, the module has what the chapter needs to evaluate the checkpoints exactly as
+they were trained: :func:`encode_stories`, :func:`story_cross_entropy` (nats per predicted
+token) and :func:`score_probes` (the probability of each candidate answer after a probe).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from itertools import count
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from course_lib.data.stories import (Probe, StoryProgram, StoryShape, derive_seed, generate_stories, probe_answers,
+                                     story_corpus)
+from course_lib.data.text import Vocabulary, word_tokenize
+from course_lib.recipes import Recipe
+from course_lib.rnn import CharRNNLM
+from course_lib.runtime import seed_everything
+from course_lib.train import TrainConfig, train
+
+__all__ = [
+    "CELLS",
+    "CORPUS",
+    "D_EMBED",
+    "HIDDEN",
+    "IGNORE",
+    "ProbeScore",
+    "RECIPES",
+    "build_model",
+    "encode_stories",
+    "pad_batch",
+    "score_probes",
+    "stage_batches",
+    "story_cross_entropy",
+    "story_vocabulary",
+    "train_model",
+]
+
+CELLS = ("rnn", "lstm", "gru")
+# The validation and test splits are those of every chapter (each split has its own seed); the
+# vocabulary is the words of this training split (training itself draws fresh stories).
+CORPUS = {"train_stories": 8000, "validation_stories": 200, "test_stories": 200, "seed": 0}
+D_EMBED = 64
+# Hidden sizes that give the three models the same number of parameters (204,899 to 205,295).
+HIDDEN = {"rnn": 207, "lstm": 128, "gru": 144}
+IGNORE = -100  # PyTorch's ignore_index: padding positions have no target
+
+
+# ---------------------------------------------------------------------------------------------
+# Data: whole stories as id sequences, padded into batches
+# ---------------------------------------------------------------------------------------------
+@lru_cache(maxsize=1)
+def _corpus():
+    return story_corpus(**CORPUS)
+
+
+@lru_cache(maxsize=1)
+def story_vocabulary() -> Vocabulary:
+    """Every word type of the 8000 stories of the training split, with ``<pad>``, ``<unk>``, ``<s>``,
+    ``</s>`` first: the generator's whole vocabulary (a rarer word would be ``<unk>``)."""
+    return Vocabulary.build(_corpus().tokens("train"))
+
+
+def encode_stories(stories: Sequence[str] | Sequence[Sequence[str]], vocabulary: Vocabulary) -> list[list[int]]:
+    """``[<s>, w_1, ..., w_n, </s>]`` ids for each story (given as text or as word tokens)."""
+    if isinstance(stories, str):
+        raise TypeError("stories must be a list of stories, not a single str; wrap it in a list")
+    bos, eos = vocabulary.special_id("<s>"), vocabulary.special_id("</s>")
+    encoded = []
+    for story in stories:
+        tokens = word_tokenize(story) if isinstance(story, str) else list(story)
+        encoded.append([bos, *vocabulary.encode(tokens), eos])
+    return encoded
+
+
+def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[Tensor, Tensor]:
+    """Inputs and next-token targets of equal-length rows, ``(batch, longest - 1)`` each.
+
+    Row ``b`` reads ``sequences[b][:-1]`` and predicts ``sequences[b][1:]``; past its end the
+    inputs are ``pad_id`` and the targets ``IGNORE``, so padding adds nothing to the loss and, the
+    network being causal, changes nothing at the real positions.
+    """
+    if not sequences:
+        raise ValueError("pad_batch needs at least one sequence")
+    if any(len(sequence) < 2 for sequence in sequences):
+        raise ValueError("every sequence needs at least two ids (an input and the token it predicts)")
+    width = max(len(sequence) for sequence in sequences) - 1
+    inputs = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    targets = torch.full((len(sequences), width), IGNORE, dtype=torch.long)
+    for row, sequence in enumerate(sequences):
+        ids = torch.as_tensor(sequence, dtype=torch.long)
+        inputs[row, : len(ids) - 1] = ids[:-1]
+        targets[row, : len(ids) - 1] = ids[1:]
+    return inputs, targets
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation, exactly as trained
+# ---------------------------------------------------------------------------------------------
+def story_cross_entropy(model: CharRNNLM, sequences: Sequence[Sequence[int]], pad_id: int,
+                        batch_size: int = 50) -> float:
+    """Mean negative log-likelihood, in nats per predicted token, over every token of the stories.
+
+    Every story is read from a zero state; each word and each ``</s>`` counts once (a mean over
+    tokens, not over batches), as in the corpus's entropy floor.
+    """
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    try:
+        with torch.no_grad():
+            for start in range(0, len(sequences), batch_size):
+                inputs, targets = pad_batch(sequences[start : start + batch_size], pad_id)
+                logits = model(inputs)
+                total += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                                               ignore_index=IGNORE, reduction="sum"))
+                count += int((targets != IGNORE).sum())
+    finally:
+        model.train(was_training)
+    return total / count
+
+
+@dataclass(frozen=True)
+class ProbeScore:
+    """A model's next-token probabilities after one probe's prompt, for the candidate answers.
+
+    ``probabilities[i]`` is ``P(candidates[i] | prompt)`` under the model's softmax over the whole
+    vocabulary; ``choice`` is the most probable candidate, so ``correct`` compares the answers of
+    the right kind only and chance is ``1 / len(candidates)`` (:func:`chance_accuracy`).
+    """
+
+    probe: Probe
+    candidates: tuple[str, ...]
+    probabilities: tuple[float, ...]
+
+    @property
+    def choice(self) -> str:
+        return self.candidates[max(range(len(self.candidates)), key=self.probabilities.__getitem__)]
+
+    @property
+    def correct(self) -> bool:
+        return self.choice == self.probe.answer
+
+    @property
+    def answer_probability(self) -> float:
+        return self.probabilities[self.candidates.index(self.probe.answer)]
+
+
+def score_probes(model: CharRNNLM, vocabulary: Vocabulary, probes: Sequence[Probe],
+                 batch_size: int = 100) -> list[ProbeScore]:
+    """Read each probe's prompt after ``<s>`` and score the candidate answers of its kind."""
+    if isinstance(probes, Probe):
+        probes = [probes]
+    if model.vocab_size != len(vocabulary):
+        raise ValueError(f"the model predicts {model.vocab_size} tokens but the vocabulary has {len(vocabulary)}; "
+                         "pass the vocabulary the model was trained with")
+    bos, pad = vocabulary.special_id("<s>"), vocabulary.special_id("<pad>")
+    unknown = sorted({answer for probe in probes for answer in probe_answers(probe.kind)
+                      if answer not in vocabulary})
+    if unknown:
+        raise ValueError(f"the vocabulary lacks the candidate answers {unknown}")
+    scores: list[ProbeScore] = []
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for start in range(0, len(probes), batch_size):
+                chunk = probes[start : start + batch_size]
+                # a dummy last id makes pad_batch's inputs the whole prompt
+                sequences = [[bos, *vocabulary.encode(word_tokenize(probe.prompt)), pad] for probe in chunk]
+                inputs, _ = pad_batch(sequences, pad)
+                lengths = torch.tensor([len(sequence) - 1 for sequence in sequences])
+                logits = model(inputs)[torch.arange(len(chunk)), lengths - 1]  # (batch, vocab)
+                probabilities = torch.softmax(logits.double(), dim=-1)
+                for probe, row in zip(chunk, probabilities):
+                    candidates = probe_answers(probe.kind)
+                    ids = vocabulary.encode(candidates)
+                    scores.append(ProbeScore(probe, candidates, tuple(row[ids].tolist())))
+    finally:
+        model.train(was_training)
+    return scores
+
+
+# ---------------------------------------------------------------------------------------------
+# The recipes: a curriculum of ever longer stories
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Stage:
+    """A stretch of training on stories of one shape: at most ``max_facts`` facts, each asked for
+    after at most ``max_fillers`` filler sentences."""
+
+    max_facts: int
+    max_fillers: int
+    steps: int
+    learning_rate_factor: float = 1.0  # times the model's learning rate
+
+
+# Starting small (Elman, 1993): facts asked right away first, then ever more sentences in between,
+# ending on the corpus's own shape (3 facts, up to 8 fillers). Trained on the corpus's shape from the
+# first step, none of the three models learns to answer within this budget: the answers are a few
+# words in a hundred, far from their facts, and the gradient that links them is too faint to start from.
+CURRICULUM = (
+    Stage(max_facts=1, max_fillers=0, steps=1000),
+    Stage(max_facts=3, max_fillers=0, steps=1000),
+    Stage(max_facts=3, max_fillers=2, steps=1000),
+    Stage(max_facts=3, max_fillers=4, steps=1000),
+    Stage(max_facts=3, max_fillers=8, steps=2000, learning_rate_factor=0.3),
+)
+LEARNING_RATE = {"rnn": 3e-3, "lstm": 1e-2, "gru": 1e-2}
+BATCH_SIZE = 32
+CLIP_GRAD_NORM = 1.0
+EVAL_EVERY = 250
+
+
+def stage_batches(stage: Stage, vocabulary: Vocabulary, batch_size: int, seed: int) -> Iterator[tuple[Tensor, Tensor]]:
+    """Endless padded batches of stories of the stage's shape, freshly generated, never repeated.
+
+    Stories are drawn 16 batches at a time and sorted by length, so that a batch holds stories of
+    similar length and little computation goes to padding; the batches of a pool come in random order.
+    Their seeds are derived from ``seed`` and the stage, apart from those of the validation and test
+    splits, so training never sees a held-out story.
+    """
+    pad = vocabulary.special_id("<pad>")
+    program = StoryProgram(shape=StoryShape(max_facts=stage.max_facts, max_fillers=stage.max_fillers))
+    generator = torch.Generator().manual_seed(seed)
+    for pool in count():
+        stories = generate_stories(16 * batch_size, derive_seed(seed, "ch05 training", stage, pool), program)
+        sequences = sorted(encode_stories([story.text for story in stories], vocabulary), key=len)
+        for b in torch.randperm(16, generator=generator).tolist():
+            yield pad_batch(sequences[b * batch_size : (b + 1) * batch_size], pad)
+
+
+def build_model(cell: str) -> CharRNNLM:
+    """The untrained model of one recipe: embedding 64, one recurrent layer of ``HIDDEN[cell]``, fused."""
+    if cell not in CELLS:
+        raise ValueError(f"cell must be one of {CELLS}, got {cell!r}")
+    return CharRNNLM(len(story_vocabulary()), D_EMBED, HIDDEN[cell], cell=cell, fused=True)
+
+
+def train_model(cell: str, seed: int = 0, steps: int | None = None,
+                curriculum: Sequence[Stage] = CURRICULUM) -> tuple[CharRNNLM, dict[str, Any]]:
+    """Train one of the three models through the curriculum; ``steps`` keeps only its first steps.
+
+    Each stage is one call of :func:`course_lib.train.train` (a fresh AdamW at the stage's learning
+    rate), evaluated on the validation split every ``EVAL_EVERY`` steps. The metadata holds the
+    settings and the loss history, with steps counted from the start of the curriculum.
+    """
+    seed_everything(seed)
+    model = build_model(cell)
+    vocabulary = story_vocabulary()
+    pad = vocabulary.special_id("<pad>")
+    validation = encode_stories(_corpus().tokens("validation"), vocabulary)
+    validation_batches = [pad_batch(validation[i : i + 50], pad) for i in range(0, len(validation), 50)]
+    budget = sum(stage.steps for stage in curriculum) if steps is None else steps
+    done, stages = 0, []
+    train_loss: list[float] = []
+    val_steps: list[int] = []
+    val_loss: list[float] = []
+    for index, stage in enumerate(curriculum):
+        stage_steps = min(stage.steps, budget - done)
+        if stage_steps <= 0:
+            break
+        config = TrainConfig(max_steps=stage_steps, batch_size=BATCH_SIZE,
+                             learning_rate=LEARNING_RATE[cell] * stage.learning_rate_factor,
+                             clip_grad_norm=CLIP_GRAD_NORM, eval_every=min(EVAL_EVERY, stage_steps),
+                             eval_batches=len(validation_batches), seed=seed + index, progress=False)
+        history = train(model, stage_batches(stage, vocabulary, BATCH_SIZE, derive_seed(seed, "stage", index)),
+                        config, val_batches=validation_batches)
+        train_loss += [round(x, 4) for x in history.train_loss]
+        val_steps += [done + step for step in history.val_steps]
+        val_loss += [round(x, 4) for x in history.val_loss]
+        done += stage_steps
+        stages.append({**asdict(stage), "steps": stage_steps, "last_step": done,
+                       "learning_rate": config.learning_rate})
+    model.eval()
+    metadata = {
+        "cell": cell,
+        "d_embed": D_EMBED,
+        "d_hidden": HIDDEN[cell],
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "vocabulary": vocabulary.to_json(),
+        "corpus": CORPUS,
+        "stages": stages,
+        "batch_size": BATCH_SIZE,
+        "clip_grad_norm": CLIP_GRAD_NORM,
+        "train_loss": train_loss,
+        "val_steps": val_steps,
+        "val_loss": val_loss,
+    }
+    return model, metadata
+
+
+def _recipe(cell: str, label: str) -> Recipe:
+    total = sum(stage.steps for stage in CURRICULUM)
+    return Recipe(
+        name=f"ch05_{cell}",
+        description=(f"word-level {label} language model (embedding {D_EMBED}, hidden {HIDDEN[cell]}, about "
+                     f"205,000 parameters), {total} AdamW steps on ever longer stories"),
+        build_model=lambda: build_model(cell),
+        train=lambda seed=0, steps=None: train_model(cell, seed, steps),
+    )
+
+
+RECIPES = {
+    "ch05_rnn": _recipe("rnn", "vanilla RNN"),
+    "ch05_lstm": _recipe("lstm", "LSTM"),
+    "ch05_gru": _recipe("gru", "GRU"),
+}
