@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 from matplotlib.ticker import FuncFormatter
 
 DEFAULT_FIGSIZE = (6.0, 3.5)  # inches: readable in the book's column, modest as a PNG
@@ -236,7 +237,6 @@ def plot_next_token_distribution(rows: Sequence[tuple[str, float]] | Mapping[str
 # Chapter 2: how a tokenizer cuts text
 # ---------------------------------------------------------------------------------------------
 
-from matplotlib.patches import Rectangle  # noqa: E402 -- this section's own import
 
 TOKEN_COLOURS = ("#cfe2f3", "#fce5cd", "#d9ead3", "#f4cccc", "#e1d5e7", "#fff2cc")
 _TOKEN_FONT_POINTS = 9.0
