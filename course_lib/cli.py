@@ -129,8 +129,9 @@ def _train(args: argparse.Namespace) -> int:
         print(f"course train: {error.args[0]}", file=sys.stderr)
         return 2
     started = time.perf_counter()
-    model, metadata = recipe.train(seed=args.seed)
-    metadata = {**metadata, "recipe": recipe.name, "seed": args.seed,
+    seed = recipe.seed if args.seed is None else args.seed
+    model, metadata = recipe.train(seed=seed)
+    metadata = {**metadata, "recipe": recipe.name, "seed": seed,
                 "train_seconds": round(time.perf_counter() - started, 1)}
     path = save_checkpoint(model, Path(args.out) if args.out else checkpoint_path(recipe.name), metadata)
     print(f"wrote {path} ({metadata['train_seconds']} s)")
@@ -173,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="run a training recipe and save its checkpoint for the book")
     train.add_argument("recipe", help="recipe name (see course_lib/recipes/)")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=int, default=None, help="default: the recipe's own seed")
     train.add_argument("--out", help="checkpoint path (default: book/checkpoints/RECIPE.safetensors)")
     train.set_defaults(run=_train)
     return parser

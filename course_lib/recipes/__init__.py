@@ -24,6 +24,7 @@ class Recipe:
     description: str
     build_model: Callable[[], nn.Module]                      # the untrained model, to load a checkpoint into
     train: Callable[..., tuple[nn.Module, dict[str, Any]]]   # train(seed=0, steps=None) -> (model, metadata)
+    seed: int = 0                                             # the seed its committed checkpoint was trained from
 
 
 def all_recipes() -> dict[str, Recipe]:

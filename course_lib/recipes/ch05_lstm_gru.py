@@ -49,9 +49,11 @@ __all__ = [
     "IGNORE",
     "ProbeScore",
     "RECIPES",
+    "SEEDS",
     "build_model",
     "encode_stories",
     "pad_batch",
+    "recipe_name",
     "score_probes",
     "stage_batches",
     "story_cross_entropy",
@@ -313,19 +315,30 @@ def train_model(cell: str, seed: int = 0, steps: int | None = None,
     return model, metadata
 
 
-def _recipe(cell: str, label: str) -> Recipe:
+SEEDS = (0, 1, 2)
+
+
+def _recipe(cell: str, label: str, seed: int) -> Recipe:
     total = sum(stage.steps for stage in CURRICULUM)
     return Recipe(
-        name=f"ch05_{cell}",
+        name=recipe_name(cell, seed),
         description=(f"word-level {label} language model (embedding {D_EMBED}, hidden {HIDDEN[cell]}, about "
-                     f"205,000 parameters), {total} AdamW steps on ever longer stories"),
+                     f"205,000 parameters), {total} AdamW steps on ever longer stories, seed {seed}"),
         build_model=lambda: build_model(cell),
-        train=lambda seed=0, steps=None: train_model(cell, seed, steps),
+        train=lambda seed=seed, steps=None: train_model(cell, seed, steps),
+        seed=seed,
     )
 
 
-RECIPES = {
-    "ch05_rnn": _recipe("rnn", "vanilla RNN"),
-    "ch05_lstm": _recipe("lstm", "LSTM"),
-    "ch05_gru": _recipe("gru", "GRU"),
-}
+def recipe_name(cell: str, seed: int = 0) -> str:
+    """``ch05_lstm`` for seed 0, ``ch05_lstm_seed1`` for seed 1, and so on."""
+    if cell not in CELLS:
+        raise ValueError(f"cell must be one of {CELLS}, got {cell!r}")
+    return f"ch05_{cell}" if seed == 0 else f"ch05_{cell}_seed{seed}"
+
+
+# Each model is trained from three seeds, so that the chapter can show how much of a result is the
+# architecture and how much the luck of one initialisation.
+RECIPES = {recipe.name: recipe
+           for cell, label in (("rnn", "vanilla RNN"), ("lstm", "LSTM"), ("gru", "GRU"))
+           for recipe in (_recipe(cell, label, seed) for seed in SEEDS)}
