@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course_lib.data.stories import Probe, make_probes, probe_answers
+from course_lib.data.stories import Probe, StoryShape, make_probes, probe_answers
 from course_lib.data.text import Vocabulary, word_tokenize
 from course_lib.recipes import ch05_lstm_gru as ch05
 from course_lib.rnn import CharRNNLM
@@ -210,3 +210,23 @@ def test_chance_is_what_a_uniform_bet_scores(vocabulary, probes):
     accuracy = sum(score.correct for score in ch05.score_probes(uniform, vocabulary, colour)) / len(colour)
     assert accuracy == pytest.approx(sum(probe.answer == "blue" for probe in colour) / len(colour))
     assert abs(accuracy - 1 / 12) < 3 * math.sqrt(1 / 12 * 11 / 12 / len(colour))
+
+
+def test_each_model_has_one_recipe_per_seed_named_after_both():
+    assert ch05.recipe_name("lstm") == "ch05_lstm"
+    assert ch05.recipe_name("gru", 2) == "ch05_gru_seed2"
+    with pytest.raises(ValueError, match="cell must be one of"):
+        ch05.recipe_name("transformer")
+    expected = {ch05.recipe_name(cell, seed): seed for cell in ch05.CELLS for seed in ch05.SEEDS}
+    expected["ch05_gru_no_curriculum"] = 0
+    assert {name: recipe.seed for name, recipe in ch05.RECIPES.items()} == expected
+
+
+def test_the_ablation_changes_only_the_shape_of_the_stories():
+    corpus_shape = StoryShape()
+    assert len(ch05.WITHOUT_CURRICULUM) == len(ch05.CURRICULUM)
+    for plain, staged in zip(ch05.WITHOUT_CURRICULUM, ch05.CURRICULUM):
+        assert (plain.steps, plain.learning_rate_factor) == (staged.steps, staged.learning_rate_factor)
+        assert (plain.max_facts, plain.max_fillers) == (corpus_shape.max_facts, corpus_shape.max_fillers)
+    last = ch05.CURRICULUM[-1]  # the curriculum ends on the corpus's own shape
+    assert (last.max_facts, last.max_fillers) == (corpus_shape.max_facts, corpus_shape.max_fillers)

@@ -15,10 +15,11 @@ def test_the_committed_checkpoint_loads_and_gives_finite_outputs(name):
     assert checkpoint_path(name).exists(), f"run `course train {name}` and commit the checkpoint"
     model, metadata = load_trained(name)
     assert metadata["recipe"] == name
+    assert metadata["seed"] == find_recipe(name).seed
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
-@pytest.mark.parametrize("name", RECIPES)
+@pytest.mark.parametrize("name", [name for name in RECIPES if find_recipe(name).seed == 0])
 def test_a_few_steps_of_the_recipe_run_and_change_the_weights(name):
     recipe = find_recipe(name)
     torch.manual_seed(0)
@@ -27,6 +28,22 @@ def test_a_few_steps_of_the_recipe_run_and_change_the_weights(name):
     assert isinstance(metadata, dict)
     changed = [k for k, v in model.state_dict().items() if not torch.equal(v, untrained[k])]
     assert changed, "three training steps left every weight as it was"
+
+
+def test_course_train_uses_the_recipes_own_seed_unless_told_otherwise(tmp_path, monkeypatch):
+    import course_lib.recipes as recipes
+
+    seeds = []
+
+    def train(seed=0, steps=None):
+        seeds.append(seed)
+        return torch.nn.Linear(2, 2), {}
+
+    recipe = recipes.Recipe("fake", "a recipe that records its seed", lambda: torch.nn.Linear(2, 2), train, seed=7)
+    monkeypatch.setattr(recipes, "find_recipe", lambda name: recipe)
+    assert main(["train", "fake", "--out", str(tmp_path / "a.safetensors")]) == 0
+    assert main(["train", "fake", "--seed", "3", "--out", str(tmp_path / "b.safetensors")]) == 0
+    assert seeds == [7, 3]
 
 
 def test_an_unknown_recipe_is_a_clear_error(capsys):
