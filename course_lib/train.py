@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
@@ -44,6 +44,9 @@ __all__ = [
     "evaluate",
     "random_batches",
     "stream_batches",
+    "IGNORE_INDEX",
+    "pad_sequences",
+    "sequence_nats",
     "save_checkpoint",
     "load_checkpoint",
     "read_checkpoint_metadata",
@@ -462,6 +465,58 @@ def _stream_batches(ids: Tensor, block_size: int, batch_size: int, generator: to
 
 
 # --------------------------------------------------------------------------- small helpers
+
+
+IGNORE_INDEX = -100  # PyTorch's ignore_index: a padding position has no target
+
+
+def pad_sequences(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[Tensor, Tensor]:
+    """Inputs and next-token targets of equal-length rows, ``(batch, longest - 1)`` each.
+
+    Row ``b`` reads ``sequences[b][:-1]`` and predicts ``sequences[b][1:]``; past its end the inputs
+    are ``pad_id`` and the targets ``IGNORE_INDEX``. A recurrent network reads left to right, so
+    padding at the end changes nothing at the real positions and adds nothing to the loss.
+    """
+    if not sequences:
+        raise ValueError("pad_sequences needs at least one sequence")
+    if any(len(sequence) < 2 for sequence in sequences):
+        raise ValueError("every sequence needs at least two ids (an input and the token it predicts)")
+    width = max(len(sequence) for sequence in sequences) - 1
+    inputs = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    targets = torch.full((len(sequences), width), IGNORE_INDEX, dtype=torch.long)
+    for row, sequence in enumerate(sequences):
+        ids = torch.as_tensor(sequence, dtype=torch.long)
+        inputs[row, : len(ids) - 1] = ids[:-1]
+        targets[row, : len(ids) - 1] = ids[1:]
+    return inputs, targets
+
+
+def sequence_nats(model: nn.Module, sequences: Sequence[Sequence[int]], pad_id: int,
+                  batch_size: int = 50) -> tuple[float, int]:
+    """``(total nats, predicted tokens)`` of whole sequences, each read from a zero state.
+
+    The total is ``-sum log P(x_t | x_1 .. x_{t-1})`` over every position after the first of every
+    sequence, summed in float64; ``total / tokens`` is the cross-entropy per token. ``model`` maps
+    ``(batch, time)`` ids to ``(batch, time, vocab)`` logits; it is evaluated in eval mode and left in
+    the mode it came in.
+    """
+    _require_positive_int("batch_size", batch_size)
+    if isinstance(sequences, (str, Tensor)) or not sequences:
+        raise ValueError("sequences must be a non-empty list of id sequences")
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    try:
+        with torch.no_grad():
+            for start in range(0, len(sequences), batch_size):
+                inputs, targets = pad_sequences(sequences[start : start + batch_size], pad_id)
+                logits = model(inputs).double()
+                total += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                                               ignore_index=IGNORE_INDEX, reduction="sum"))
+                count += int((targets != IGNORE_INDEX).sum())
+    finally:
+        model.train(was_training)
+    return total, count
 
 
 def _generator(seed: int) -> torch.Generator:

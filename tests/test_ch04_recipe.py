@@ -10,8 +10,9 @@ import torch
 from course_lib.data.stories import predicted_units
 from course_lib.data.text import Vocabulary
 from course_lib.recipes import checkpoint_path
-from course_lib.recipes.ch04_rnn import (BOUNDARY, IGNORE, build_model, char_vocabulary, corpus, encode_story,
-                                         pad_stories, sample_story, story_batches, story_nats)
+from course_lib.recipes.ch04_rnn import (BOUNDARY, build_model, char_vocabulary, corpus, encode_story, sample_story,
+                                         story_batches, story_nats)
+from course_lib.train import IGNORE_INDEX
 from course_lib.rnn import CharRNNLM
 
 STORIES = ["Mia had a red ball.", "Tom ran. The end.", "A cat sat?"]
@@ -45,16 +46,6 @@ def test_a_story_is_framed_by_newlines_and_unknown_characters_become_unk(vocabul
         encode_story(["M", "i"], vocabulary)
 
 
-def test_padding_puts_ignored_targets_after_each_story():
-    inputs, targets = pad_stories([[9, 1, 2, 9], [9, 3, 9]], pad_id=9)
-    assert inputs.tolist() == [[9, 1, 2], [9, 3, 9]]
-    assert targets.tolist() == [[1, 2, 9], [3, 9, IGNORE]]
-    with pytest.raises(ValueError, match="at least one"):
-        pad_stories([], pad_id=0)
-    with pytest.raises(ValueError, match="two ids"):
-        pad_stories([[1]], pad_id=0)
-
-
 def test_story_batches_are_seeded_and_hold_whole_stories(vocabulary):
     sequences = [encode_story(text, vocabulary) for text in STORIES * 4]
     first, second = story_batches(sequences, 2, 0, seed=5), story_batches(sequences, 2, 0, seed=5)
@@ -63,7 +54,7 @@ def test_story_batches_are_seeded_and_hold_whole_stories(vocabulary):
         assert torch.equal(inputs, again_inputs) and torch.equal(targets, again_targets)
         assert inputs.shape == targets.shape and inputs.shape[0] == 2
         for row_inputs, row_targets in zip(inputs.tolist(), targets.tolist()):
-            kept = [t for t in row_targets if t != IGNORE]
+            kept = [t for t in row_targets if t != IGNORE_INDEX]
             assert [row_inputs[0], *kept] in sequences  # a whole story, from its first newline to its last
     with pytest.raises(ValueError, match="batch_size"):
         next(story_batches(sequences, 0, 0, seed=0))

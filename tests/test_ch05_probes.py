@@ -6,12 +6,12 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from course_lib.data.stories import Probe, StoryShape, make_probes, probe_answers
 from course_lib.data.text import Vocabulary, word_tokenize
 from course_lib.recipes import ch05_lstm_gru as ch05
 from course_lib.rnn import CharRNNLM
+from course_lib.train import IGNORE_INDEX
 from course_lib.widgets import ProbeExplorer, candidate_table, probe_explorer, probe_fact_index, probe_html
 
 
@@ -36,19 +36,6 @@ def probes() -> list[Probe]:
 
 # ------------------------------------------------------------------ batches
 
-def test_pad_batch_shifts_each_sequence_and_pads_inputs_and_ignores_targets():
-    inputs, targets = ch05.pad_batch([[5, 6, 7, 8], [9, 10]], pad_id=0)
-    assert inputs.tolist() == [[5, 6, 7], [9, 0, 0]]
-    assert targets.tolist() == [[6, 7, 8], [10, ch05.IGNORE, ch05.IGNORE]]
-    assert inputs.dtype == targets.dtype == torch.long
-
-
-@pytest.mark.parametrize("sequences, words", [([], "at least one"), ([[1, 2], [3]], "at least two")])
-def test_pad_batch_rejects_what_it_cannot_batch(sequences, words):
-    with pytest.raises(ValueError, match=words):
-        ch05.pad_batch(sequences, pad_id=0)
-
-
 def test_stage_batches_are_seeded_fresh_stories_of_the_stages_shape_grouped_by_length(vocabulary):
     stage = ch05.Stage(max_facts=1, max_fillers=0, steps=10)
     first = ch05.stage_batches(stage, vocabulary, batch_size=4, seed=7)
@@ -65,7 +52,7 @@ def test_stage_batches_are_seeded_fresh_stories_of_the_stages_shape_grouped_by_l
     question = vocabulary.token_to_id("?")
     lengths = []
     for inputs, targets in batches[:16]:  # the first pool
-        real = targets != ch05.IGNORE
+        real = targets != IGNORE_INDEX
         assert (inputs[:, 0] == bos).all() and ((inputs == pad) == ~real).all()
         assert (targets[real] == eos).sum() == len(inputs)  # each row is one whole story
         assert ((inputs == question).sum(dim=1) == 1).all()  # one fact, so one question

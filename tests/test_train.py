@@ -14,15 +14,18 @@ from safetensors import safe_open
 
 from course_lib.neural_lm import FixedWindowLM, context_windows, cross_entropy
 from course_lib.train import (
+    IGNORE_INDEX,
     History,
     NonFiniteLossError,
     TrainConfig,
     evaluate,
     language_model_loss,
     load_checkpoint,
+    pad_sequences,
     random_batches,
     read_checkpoint_metadata,
     save_checkpoint,
+    sequence_nats,
     stream_batches,
     train,
 )
@@ -428,6 +431,43 @@ def test_stream_batches_train_a_sequence_model():
     model = nn.Embedding(7, 7)
     history = train(model, stream_batches(ids, 6, 8, seed=0), quiet(max_steps=150, learning_rate=0.1))
     assert history.train_loss[-1] < 0.05 < history.train_loss[0]
+
+
+# --------------------------------------------------------------------------- whole sequences
+
+
+def test_pad_sequences_shifts_each_sequence_and_pads_inputs_and_ignores_targets():
+    inputs, targets = pad_sequences([[5, 6, 7, 8], [9, 10]], pad_id=0)
+    assert inputs.tolist() == [[5, 6, 7], [9, 0, 0]]
+    assert targets.tolist() == [[6, 7, 8], [10, IGNORE_INDEX, IGNORE_INDEX]]
+    assert inputs.dtype == targets.dtype == torch.long
+    assert IGNORE_INDEX == nn.CrossEntropyLoss().ignore_index  # what PyTorch's losses skip by default
+
+
+@pytest.mark.parametrize("sequences, words", [([], "at least one"), ([[1, 2], [3]], "at least two")])
+def test_pad_sequences_rejects_what_it_cannot_pad(sequences, words):
+    with pytest.raises(ValueError, match=words):
+        pad_sequences(sequences, pad_id=0)
+
+
+def test_sequence_nats_is_the_sum_over_every_predicted_token_of_every_sequence():
+    torch.manual_seed(0)
+    model = nn.Embedding(6, 6).train()  # logits from the current token alone: the total is easy to compute by hand
+    sequences = [[1, 2, 3, 4, 5], [2, 1], [5, 4, 3], [0, 1, 2, 3]]
+    log_p = torch.log_softmax(model.weight.double(), dim=-1)
+    expected = -sum(float(log_p[a, b]) for sequence in sequences for a, b in zip(sequence, sequence[1:]))
+    for batch_size in (1, 3, 50):  # batches of unequal lengths are padded, and padding adds nothing
+        total, count = sequence_nats(model, sequences, pad_id=0, batch_size=batch_size)
+        assert total == pytest.approx(expected, rel=1e-12)
+        assert count == sum(len(sequence) - 1 for sequence in sequences)
+    assert model.training  # back in the mode it came in
+
+
+def test_sequence_nats_errors():
+    with pytest.raises(ValueError, match="non-empty"):
+        sequence_nats(nn.Embedding(3, 3), [], pad_id=0)
+    with pytest.raises(ValueError, match="batch_size"):
+        sequence_nats(nn.Embedding(3, 3), [[1, 2]], pad_id=0, batch_size=0)
 
 
 # --------------------------------------------------------------------------- checkpoints

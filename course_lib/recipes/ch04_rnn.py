@@ -11,7 +11,7 @@ counts with ``unit="char"``. Training uses whole stories (full backpropagation t
 400 steps on average) with gradient-norm clipping; evaluation reads them exactly the same way.
 
 Besides the recipe, the module has what the chapter needs to evaluate and use the checkpoint exactly
-as it was trained: :func:`char_vocabulary`, :func:`encode_story`, :func:`pad_stories`,
+as it was trained: :func:`char_vocabulary`, :func:`encode_story`,
 :func:`story_nats` (total negative log-likelihood of whole stories) and :func:`sample_story`.
 """
 from __future__ import annotations
@@ -23,7 +23,6 @@ from functools import lru_cache
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from course_lib.data.stories import StoryCorpus, story_corpus
@@ -31,14 +30,13 @@ from course_lib.data.text import Vocabulary
 from course_lib.recipes import Recipe
 from course_lib.rnn import CharRNNLM
 from course_lib.runtime import seed_everything
-from course_lib.train import TrainConfig, train
+from course_lib.train import TrainConfig, pad_sequences, sequence_nats, train
 
 __all__ = [
     "BOUNDARY",
     "CORPUS",
     "D_EMBED",
     "D_HIDDEN",
-    "IGNORE",
     "RECIPES",
     "SETTINGS",
     "Settings",
@@ -46,7 +44,6 @@ __all__ = [
     "char_vocabulary",
     "corpus",
     "encode_story",
-    "pad_stories",
     "sample_story",
     "story_batches",
     "story_nats",
@@ -57,7 +54,6 @@ CORPUS = {"train_stories": 1000, "validation_stories": 200, "test_stories": 200,
 BOUNDARY = "\n"  # starts every story (as input) and ends it (as the last target)
 D_EMBED = 32
 D_HIDDEN = 384
-IGNORE = -100  # PyTorch's ignore_index: padding positions have no target
 
 
 @dataclass(frozen=True)
@@ -105,27 +101,6 @@ def encode_story(text: str, vocabulary: Vocabulary) -> list[int]:
     return [boundary, *vocabulary.encode(list(text)), boundary]
 
 
-def pad_stories(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[Tensor, Tensor]:
-    """Inputs and next-character targets of equal-length rows, ``(batch, longest - 1)`` each.
-
-    Row ``b`` reads ``sequences[b][:-1]`` and predicts ``sequences[b][1:]``; past its end the inputs
-    are ``pad_id`` and the targets ``IGNORE``. The network reads left to right, so padding at the end
-    changes nothing at the real positions and adds nothing to the loss.
-    """
-    if not sequences:
-        raise ValueError("pad_stories needs at least one sequence")
-    if any(len(sequence) < 2 for sequence in sequences):
-        raise ValueError("every sequence needs at least two ids (an input and the character it predicts)")
-    width = max(len(sequence) for sequence in sequences) - 1
-    inputs = torch.full((len(sequences), width), pad_id, dtype=torch.long)
-    targets = torch.full((len(sequences), width), IGNORE, dtype=torch.long)
-    for row, sequence in enumerate(sequences):
-        ids = torch.as_tensor(sequence, dtype=torch.long)
-        inputs[row, : len(ids) - 1] = ids[:-1]
-        targets[row, : len(ids) - 1] = ids[1:]
-    return inputs, targets
-
-
 def story_batches(sequences: Sequence[Sequence[int]], batch_size: int, pad_id: int,
                   seed: int) -> Iterator[tuple[Tensor, Tensor]]:
     """Endless padded batches of whole stories, seeded.
@@ -144,7 +119,7 @@ def story_batches(sequences: Sequence[Sequence[int]], batch_size: int, pad_id: i
             chunk = sorted(order[start : start + pool], key=lambda i: len(sequences[i]))
             batches = [chunk[i : i + batch_size] for i in range(0, len(chunk) - batch_size + 1, batch_size)]
             for b in torch.randperm(len(batches), generator=generator).tolist():
-                yield pad_stories([sequences[i] for i in batches[b]], pad_id)
+                yield pad_sequences([sequences[i] for i in batches[b]], pad_id)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -172,22 +147,8 @@ def story_nats(model: CharRNNLM, vocabulary: Vocabulary, texts: Sequence[str],
     _check_model(model, vocabulary)
     if isinstance(texts, str) or not texts:
         raise ValueError("texts must be a non-empty list of stories")
-    pad = vocabulary.token_to_id(BOUNDARY)
     sequences = [encode_story(text, vocabulary) for text in texts]
-    was_training = model.training
-    model.eval()
-    total, count = 0.0, 0
-    try:
-        with torch.no_grad():
-            for start in range(0, len(sequences), batch_size):
-                inputs, targets = pad_stories(sequences[start : start + batch_size], pad)
-                logits = model(inputs).double()  # sum in float64: 80,000 terms
-                total += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
-                                               ignore_index=IGNORE, reduction="sum"))
-                count += int((targets != IGNORE).sum())
-    finally:
-        model.train(was_training)
-    return total, count
+    return sequence_nats(model, sequences, vocabulary.token_to_id(BOUNDARY), batch_size)
 
 
 def sample_story(model: CharRNNLM, vocabulary: Vocabulary, prompt: str = "", *, seed: int = 0,
@@ -248,14 +209,14 @@ def train_char_rnn(seed: int = 0, steps: int | None = None,
     pad = vocabulary.token_to_id(BOUNDARY)
     train_sequences = [encode_story(story.text, vocabulary) for story in corpus().train]
     validation_sequences = [encode_story(story.text, vocabulary) for story in corpus().validation]
-    validation_batches = [pad_stories(validation_sequences[i : i + 50], pad)
+    validation_batches = [pad_sequences(validation_sequences[i : i + 50], pad)
                           for i in range(0, len(validation_sequences), 50)]
     model = build_model(len(vocabulary))
     config = TrainConfig(max_steps=steps, batch_size=settings.batch_size, learning_rate=settings.learning_rate,
                          weight_decay=settings.weight_decay, clip_grad_norm=settings.clip_grad_norm,
                          eval_every=min(settings.eval_every, steps), eval_batches=len(validation_batches),
                          early_stopping_patience=settings.early_stopping_patience, seed=seed, progress=False)
-    # language_model_loss ignores the IGNORE targets of the padding (PyTorch's default ignore_index)
+    # language_model_loss ignores the IGNORE_INDEX targets of the padding (PyTorch's default ignore_index)
     history = train(model, story_batches(train_sequences, settings.batch_size, pad, seed), config,
                     val_batches=validation_batches)
     model.eval()

@@ -30,7 +30,6 @@ from itertools import count
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from course_lib.data.stories import (Probe, StoryProgram, StoryShape, derive_seed, generate_stories, probe_answers,
@@ -39,7 +38,7 @@ from course_lib.data.text import Vocabulary, word_tokenize
 from course_lib.recipes import Recipe
 from course_lib.rnn import CharRNNLM
 from course_lib.runtime import seed_everything
-from course_lib.train import TrainConfig, train
+from course_lib.train import TrainConfig, pad_sequences, sequence_nats, train
 
 __all__ = [
     "CELLS",
@@ -47,14 +46,12 @@ __all__ = [
     "CURRICULUM",
     "D_EMBED",
     "HIDDEN",
-    "IGNORE",
     "ProbeScore",
     "RECIPES",
     "SEEDS",
     "WITHOUT_CURRICULUM",
     "build_model",
     "encode_stories",
-    "pad_batch",
     "recipe_name",
     "score_probes",
     "stage_batches",
@@ -70,7 +67,6 @@ CORPUS = {"train_stories": 8000, "validation_stories": 200, "test_stories": 200,
 D_EMBED = 64
 # Hidden sizes that give the three models the same number of parameters (204,899 to 205,295).
 HIDDEN = {"rnn": 207, "lstm": 128, "gru": 144}
-IGNORE = -100  # PyTorch's ignore_index: padding positions have no target
 
 
 # ---------------------------------------------------------------------------------------------
@@ -100,27 +96,6 @@ def encode_stories(stories: Sequence[str] | Sequence[Sequence[str]], vocabulary:
     return encoded
 
 
-def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[Tensor, Tensor]:
-    """Inputs and next-token targets of equal-length rows, ``(batch, longest - 1)`` each.
-
-    Row ``b`` reads ``sequences[b][:-1]`` and predicts ``sequences[b][1:]``; past its end the
-    inputs are ``pad_id`` and the targets ``IGNORE``, so padding adds nothing to the loss and, the
-    network being causal, changes nothing at the real positions.
-    """
-    if not sequences:
-        raise ValueError("pad_batch needs at least one sequence")
-    if any(len(sequence) < 2 for sequence in sequences):
-        raise ValueError("every sequence needs at least two ids (an input and the token it predicts)")
-    width = max(len(sequence) for sequence in sequences) - 1
-    inputs = torch.full((len(sequences), width), pad_id, dtype=torch.long)
-    targets = torch.full((len(sequences), width), IGNORE, dtype=torch.long)
-    for row, sequence in enumerate(sequences):
-        ids = torch.as_tensor(sequence, dtype=torch.long)
-        inputs[row, : len(ids) - 1] = ids[:-1]
-        targets[row, : len(ids) - 1] = ids[1:]
-    return inputs, targets
-
-
 # ---------------------------------------------------------------------------------------------
 # Evaluation, exactly as trained
 # ---------------------------------------------------------------------------------------------
@@ -131,19 +106,7 @@ def story_cross_entropy(model: CharRNNLM, sequences: Sequence[Sequence[int]], pa
     Every story is read from a zero state; each word and each ``</s>`` counts once (a mean over
     tokens, not over batches), as in the corpus's entropy floor.
     """
-    was_training = model.training
-    model.eval()
-    total, count = 0.0, 0
-    try:
-        with torch.no_grad():
-            for start in range(0, len(sequences), batch_size):
-                inputs, targets = pad_batch(sequences[start : start + batch_size], pad_id)
-                logits = model(inputs)
-                total += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
-                                               ignore_index=IGNORE, reduction="sum"))
-                count += int((targets != IGNORE).sum())
-    finally:
-        model.train(was_training)
+    total, count = sequence_nats(model, sequences, pad_id, batch_size)
     return total / count
 
 
@@ -193,9 +156,9 @@ def score_probes(model: CharRNNLM, vocabulary: Vocabulary, probes: Sequence[Prob
         with torch.no_grad():
             for start in range(0, len(probes), batch_size):
                 chunk = probes[start : start + batch_size]
-                # a dummy last id makes pad_batch's inputs the whole prompt
+                # a dummy last id makes pad_sequences' inputs the whole prompt
                 sequences = [[bos, *vocabulary.encode(word_tokenize(probe.prompt)), pad] for probe in chunk]
-                inputs, _ = pad_batch(sequences, pad)
+                inputs, _ = pad_sequences(sequences, pad)
                 lengths = torch.tensor([len(sequence) - 1 for sequence in sequences])
                 logits = model(inputs)[torch.arange(len(chunk)), lengths - 1]  # (batch, vocab)
                 probabilities = torch.softmax(logits.double(), dim=-1)
@@ -255,7 +218,7 @@ def stage_batches(stage: Stage, vocabulary: Vocabulary, batch_size: int, seed: i
         stories = generate_stories(16 * batch_size, derive_seed(seed, "ch05 training", stage, pool), program)
         sequences = sorted(encode_stories([story.text for story in stories], vocabulary), key=len)
         for b in torch.randperm(16, generator=generator).tolist():
-            yield pad_batch(sequences[b * batch_size : (b + 1) * batch_size], pad)
+            yield pad_sequences(sequences[b * batch_size : (b + 1) * batch_size], pad)
 
 
 def build_model(cell: str) -> CharRNNLM:
@@ -278,7 +241,7 @@ def train_model(cell: str, seed: int = 0, steps: int | None = None,
     vocabulary = story_vocabulary()
     pad = vocabulary.special_id("<pad>")
     validation = encode_stories(_corpus().tokens("validation"), vocabulary)
-    validation_batches = [pad_batch(validation[i : i + 50], pad) for i in range(0, len(validation), 50)]
+    validation_batches = [pad_sequences(validation[i : i + 50], pad) for i in range(0, len(validation), 50)]
     budget = sum(stage.steps for stage in curriculum) if steps is None else steps
     done, stages = 0, []
     train_loss: list[float] = []
