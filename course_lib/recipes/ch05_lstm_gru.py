@@ -6,7 +6,9 @@ parameters** (about 205,000 each), trained through the same curriculum of storie
 number of steps. Equal parameters rather than equal hidden sizes: a gate costs parameters, so at
 equal width the gated models would also be the bigger ones, and a win could be put down to size.
 At equal size the vanilla RNN gets the widest hidden state (207 units against the LSTM's 128), so
-if it remembers less, the gates are why.
+if it remembers less, the gates are why. Each model is trained from three seeds (:data:`SEEDS`,
+recipes ``ch05_lstm``, ``ch05_lstm_seed1``, ...), and one more GRU without the curriculum
+(``ch05_gru_no_curriculum``, :data:`WITHOUT_CURRICULUM`) measures what the curriculum is worth.
 
 Word tokens, not characters, so that a fact stated 100 words before its question is 100 steps
 back, not 500: the long-range effect the chapter measures shows within a few minutes of CPU.
