@@ -1,5 +1,5 @@
-"""Helpers for the chapters' assignment tests: scores by item, and solution notebooks with one
-piece of code changed (a plausible wrong answer)."""
+"""Helpers for the chapters' assignment tests: scores by item, solution notebooks with one piece of
+code changed (a plausible wrong answer), and the check that such a change costs its own item only."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,6 +9,15 @@ import nbformat
 
 def points(result) -> dict[str, float]:
     return {item.name: item.points for item in result.items}
+
+
+def assert_only_item_lost(result, assignment, item: str, reason: str | None = None) -> None:
+    """``result`` lost every point of ``item`` and no other point; ``reason``, if given, is in its summary."""
+    assert points(result)[item] == 0, item
+    assert result.score == assignment.max_points - assignment.case_set(item).points, item
+    if reason is not None:
+        summary = next(graded for graded in result.items if graded.name == item).summary
+        assert reason in summary, summary
 
 
 def solution_variant(solution: Path, tmp_path: Path, name: str, old: str, new: str) -> Path:

@@ -11,7 +11,7 @@ from course_lib.grading import codec
 from course_lib.grading.cases import load_assignment
 from course_lib.grading.runner import grade_notebook
 
-from assignment_notebooks import points, solution_variant
+from assignment_notebooks import assert_only_item_lost, points, solution_variant
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTION = ROOT / "solutions" / "ch02_tokenization.ipynb"
@@ -30,11 +30,7 @@ variant = partial(solution_variant, SOLUTION)
 
 def test_forgetting_the_end_of_word_marker_loses_exactly_the_encode_word_points(tmp_path):
     path = variant(tmp_path, "no_marker", 'symbols = list(word) + ["</w>"]', "symbols = list(word)")
-    result = grade_notebook(path)
-    assert points(result)["ch02.encode_word"] == 0
-    assert result.score == ASSIGNMENT.max_points - ASSIGNMENT.case_set("encode_word").points
-    item = next(i for i in result.items if i.name == "ch02.encode_word")
-    assert "expected" in item.summary
+    assert_only_item_lost(grade_notebook(path), ASSIGNMENT, "ch02.encode_word", "expected")
 
 
 def test_the_papers_tie_break_by_dict_order_loses_train_bpe_points_only(tmp_path):
