@@ -79,6 +79,18 @@ def _as_labels(labels: object, what: str) -> list[str]:
     return list(labels)
 
 
+def _series_pair(label: object, pair: object, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """The checked ``(x, y)`` of one series ``{label: (x, y)}``; ``where`` names it in errors."""
+    if not isinstance(label, str):
+        raise TypeError(f"series labels must be str, got {type(label).__name__} {label!r}")
+    if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+        raise ValueError(f"{where} must be a pair (x, y) of equal-length sequences")
+    x, y = _as_vector(pair[0], f"x of {label!r}"), _as_vector(pair[1], f"y of {label!r}")
+    if x.shape != y.shape:
+        raise ValueError(f"{where} has {x.size} x values but {y.size} y values")
+    return x, y
+
+
 def plot_curves(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], *,
                 title: str = "", xlabel: str = "", ylabel: str = "",
                 hline: float | None = None, hline_label: str = "floor",
@@ -101,13 +113,7 @@ def plot_curves(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], *
         raise ValueError(f"styles names series that are not plotted: {sorted(unknown)}; plotted: {list(series)}")
     figure, axes = _new_axes(figsize)
     for label, pair in series.items():
-        if not isinstance(label, str):
-            raise TypeError(f"series labels must be str, got {type(label).__name__} {label!r}")
-        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-            raise ValueError(f"series[{label!r}] must be a pair (x, y) of equal-length sequences")
-        x, y = _as_vector(pair[0], f"x of {label!r}"), _as_vector(pair[1], f"y of {label!r}")
-        if x.shape != y.shape:
-            raise ValueError(f"series[{label!r}] has {x.size} x values but {y.size} y values")
+        x, y = _series_pair(label, pair, f"series[{label!r}]")
         style = {"marker": "o", "markersize": 4} if x.size <= MAX_MARKED_POINTS else {}
         style.update(styles.get(label, {}))
         axes.plot(x, np.where(np.isfinite(y), y, np.nan), label=label, **style)
@@ -438,14 +444,7 @@ def plot_curve_panels(panels: Mapping[str, Mapping[str, tuple[Sequence[float], S
             raise ValueError(f"panel {name!r} must be a non-empty dict {{label: (x, y)}}")
         lines = []
         for label, pair in series.items():
-            if not isinstance(label, str):
-                raise TypeError(f"series labels must be str, got {type(label).__name__} {label!r}")
-            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-                raise ValueError(f"panel {name!r}: series {label!r} must be a pair (x, y) of equal-length sequences")
-            x, y = _as_vector(pair[0], f"x of {label!r}"), _as_vector(pair[1], f"y of {label!r}")
-            if x.shape != y.shape:
-                raise ValueError(f"panel {name!r}: series {label!r} has {x.size} x values but {y.size} y values")
-            lines.append((label, x, y))
+            lines.append((label, *_series_pair(label, pair, f"panel {name!r}: series {label!r}")))
         checked[name] = lines
     labels = list(dict.fromkeys(label for lines in checked.values() for label, _, _ in lines))
     unknown = set(styles) - set(labels)
