@@ -1,0 +1,272 @@
+"""Sequence to sequence (Chapter 6): an encoder reads the source, a decoder writes the target.
+
+The encoder-decoder of Sutskever, Vinyals and Le (2014) with the recurrent layers of Chapters 4
+and 5. The encoder reads the source ``x_1 .. x_S`` (ending in EOS)::
+
+    h_i = f(h_{i-1}, E_src x_i)               encoder states H^enc = [h_1 .. h_S]
+    s_0 = h_S                                 the context vector: all the decoder is told
+
+and the decoder writes ``y_1 .. y_T`` one token at a time, starting from BOS::
+
+    s_t = g(s_{t-1}, E_tgt y_{t-1})           y_0 = BOS
+    p(y_t | y_<t, x) = softmax(W_o s_t + b_o)
+
+With attention (Bahdanau, Cho and Bengio, 2015; Luong, Pham and Manning, 2015) every step also
+looks at *every* encoder state (:mod:`course_lib.attention`)::
+
+    c_t = Σ_i α_{i,t} h_i,   α_{·,t} = softmax_i(score(q_t, h_i))
+
+and the two papers differ in the query and in where ``c_t`` enters:
+
+``"bahdanau"``  query = the previous state ``s_{t-1}``; the context is fed to the recurrent step:
+                ``s_t = g(s_{t-1}, [E_tgt y_{t-1}; c_t])``, then ``p = softmax(W_o [s_t; c_t] + b_o)``
+``"luong"``     query = the current state ``s_t = g(s_{t-1}, E_tgt y_{t-1})``; then
+                ``s̃_t = tanh(W_c [c_t; s_t])`` and ``p = softmax(W_o s̃_t + b_o)``
+
+Training is teacher-forced: the decoder reads the reference shifted right by one (BOS, y_1 ..
+y_{T-1}) and predicts y_1 .. y_T (ending in EOS). At inference it reads its own predictions,
+through :meth:`Seq2Seq.start` and :meth:`Seq2Seq.step`, the incremental form of the course's
+language-model protocol (a decoder is a language model of the target, conditioned on the source).
+
+The query of a multi-layer decoder is the top layer's hidden state ``h`` (for the LSTM, not the
+memory cell). A batch of sources of different lengths is right-padded; the encoder's final state
+is taken at each source's own last token, and attention masks the padding.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.func import functional_call
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from course_lib import checks
+from course_lib.attention import Attention, attend, padding_mask
+from course_lib.rnn import RecurrentLayer
+
+__all__ = ["ATTENTION_STYLES", "DecoderState", "Encoder", "Seq2Seq", "encode_padded", "top_hidden"]
+
+ATTENTION_STYLES = (None, "bahdanau", "luong")
+
+State = Tensor | tuple[Tensor, ...]
+
+
+def top_hidden(state: State) -> Tensor:
+    """The top layer's hidden state ``(batch, d_hidden)`` of a layer state (``h`` of an LSTM's ``(h, C)``)."""
+    h = state[0] if isinstance(state, tuple) else state
+    return h[-1]
+
+
+def _where(mask: Tensor, new: State, old: State) -> State:
+    """Per example, the new state where ``mask`` (batch,) is True, the old one elsewhere."""
+    if isinstance(new, tuple):
+        return tuple(_where(mask, n, o) for n, o in zip(new, old))
+    return torch.where(mask[None, :, None], new, old)
+
+
+def encode_padded(layer: RecurrentLayer, inputs: Tensor, lengths: Tensor) -> tuple[Tensor, State]:
+    """Run ``layer`` over right-padded ``inputs (batch, S, d_in)``; ``lengths (batch,)`` are the true lengths.
+
+    Returns the outputs ``(batch, S, d_hidden)`` (zero at padding) and the final state taken at
+    each sequence's own last step. From scratch the padded steps leave the state unchanged; fused,
+    PyTorch's packed sequences skip them. Both give the same numbers (tested).
+    """
+    batch, S, _ = inputs.shape
+    if lengths.shape != (batch,):
+        raise checks.ArgumentError(f"lengths must have shape ({batch},), one per source, got {tuple(lengths.shape)}")
+    if int(lengths.min()) < 1 or int(lengths.max()) > S:
+        raise checks.ArgumentError(f"every source length must be from 1 to {S}, got {lengths.tolist()}")
+    if layer.fused:
+        packed = pack_padded_sequence(inputs, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        outputs, state = functional_call(layer.torch_module(), dict(layer.named_parameters()), (packed,))
+        outputs, _ = pad_packed_sequence(outputs, batch_first=True, total_length=S)
+        return outputs, state
+    mask = padding_mask(lengths, S)
+    state, outputs = None, []
+    for t in range(S):
+        output, new_state = layer(inputs[:, t:t + 1], state)
+        state = new_state if state is None else _where(mask[:, t], new_state, state)
+        outputs.append(output[:, 0] * mask[:, t, None])
+    return torch.stack(outputs, dim=1), state
+
+
+class Encoder(nn.Module):
+    """Source embedding and any recurrent layer: ``(ids (batch, S), lengths) -> (H^enc, final state)``."""
+
+    def __init__(self, vocab_size: int, d_embed: int, layer: RecurrentLayer, pad_id: int = 0) -> None:
+        super().__init__()
+        _check_layer(layer, d_embed, "encoder")
+        self.embedding = nn.Embedding(checks.positive_int("vocab_size", vocab_size), d_embed, padding_idx=pad_id)
+        self.layer = layer
+
+    def forward(self, ids: Tensor, lengths: Tensor) -> tuple[Tensor, State]:
+        return encode_padded(self.layer, self.embedding(ids), lengths)
+
+
+def _check_layer(layer: object, d_in: int, where: str) -> None:
+    if not isinstance(layer, RecurrentLayer):
+        raise checks.ArgumentError(f"the {where} layer must be a course_lib recurrent layer (RNN, LSTM or GRU), "
+                                   f"got {type(layer).__name__}")
+    if layer.d_in != d_in:
+        raise checks.ArgumentError(f"the {where} layer reads d_in = {layer.d_in} features, but it is fed {d_in}")
+
+
+@dataclass
+class DecoderState:
+    """What the decoder carries from step to step: its layer state and the encoded source."""
+
+    layer_state: State
+    memory: Tensor            # H^enc (batch, S, d_enc)
+    memory_mask: Tensor       # (batch, S), True at real source tokens
+    projected_memory: Tensor | None = None  # the additive score's W_k h_i, computed once per source
+
+    def select(self, index: Tensor) -> "DecoderState":
+        """The states of the examples ``index`` (for beam search): batch is axis 1 of layer states, 0 of memory."""
+        layer_state = (tuple(s.index_select(1, index) for s in self.layer_state)
+                       if isinstance(self.layer_state, tuple) else self.layer_state.index_select(1, index))
+        projected = None if self.projected_memory is None else self.projected_memory.index_select(0, index)
+        return DecoderState(layer_state, self.memory.index_select(0, index), self.memory_mask.index_select(0, index),
+                            projected)
+
+
+class Seq2Seq(nn.Module):
+    """An encoder, a decoder and (optionally) attention between them.
+
+    ``Seq2Seq(encoder, decoder_layer, target_vocab_size, d_embed, attention=None | "bahdanau" | "luong",
+    score="dot" | "general" | "additive")``. The decoder layer must have the encoder's depth and
+    width (its first state is the encoder's last), and reads ``d_embed`` inputs, plus ``d_enc``
+    with Bahdanau's attention (the context vector is fed in).
+    """
+
+    def __init__(self, encoder: Encoder, decoder_layer: RecurrentLayer, target_vocab_size: int, d_embed: int, *,
+                 attention: str | None = None, score: str = "dot", d_attention: int | None = None,
+                 pad_id: int = 0) -> None:
+        super().__init__()
+        self.attention_style = checks.one_of("attention", attention, ATTENTION_STYLES)
+        d_enc, d_dec = encoder.layer.d_hidden, decoder_layer.d_hidden
+        if (type(decoder_layer), decoder_layer.num_layers, d_dec) != (type(encoder.layer), encoder.layer.num_layers,
+                                                                      d_enc):
+            raise checks.ArgumentError("the decoder's layer must be of the encoder's kind, depth and width: its "
+                                       "first state is the encoder's last (the context vector)")
+        _check_layer(decoder_layer, d_embed + (d_enc if attention == "bahdanau" else 0), "decoder")
+        self.encoder = encoder
+        self.embedding = nn.Embedding(checks.positive_int("target_vocab_size", target_vocab_size), d_embed,
+                                      padding_idx=pad_id)
+        self.decoder_layer = decoder_layer
+        if attention is None:
+            self.attention = None
+            self.readout = nn.Linear(d_dec, target_vocab_size)
+        else:
+            self.attention = Attention(score, d_dec, d_enc, d_attention or d_dec)
+            if attention == "bahdanau":
+                self.readout = nn.Linear(d_dec + d_enc, target_vocab_size)
+            else:
+                self.combine = nn.Linear(d_enc + d_dec, d_dec, bias=False)  # W_c
+                self.readout = nn.Linear(d_dec, target_vocab_size)
+
+    @property
+    def vocab_size(self) -> int:
+        return self.readout.out_features
+
+    # --------------------------------------------------------------------------- incremental form
+    def start(self, source: Tensor, source_lengths: Tensor) -> DecoderState:
+        """Encode the source; the decoder's first state is the encoder's last (the context vector)."""
+        source, source_lengths = _check_source(source, source_lengths)
+        memory, final_state = self.encoder(source, source_lengths)
+        projected = None
+        if self.attention is not None and self.attention.score_name == "additive":
+            projected = self.attention.score.project_keys(memory)
+        return DecoderState(final_state, memory, padding_mask(source_lengths, source.shape[1]), projected)
+
+    def step(self, tokens: Tensor, state: DecoderState) -> tuple[Tensor, DecoderState, Tensor | None]:
+        """One decoder step: ``tokens (batch,)`` (the previous target token) ->
+        ``(log_probs (batch, V), next state, attention weights (batch, S) or None)``."""
+        embedded = self.embedding(tokens)[:, None, :]                      # (batch, 1, d_embed)
+        weights = None
+        if self.attention_style == "bahdanau":
+            context, weights = self._attend(top_hidden(state.layer_state), state)   # query s_{t-1}
+            output, layer_state = self.decoder_layer(torch.cat([embedded, context[:, None]], dim=-1),
+                                                     state.layer_state)
+            logits = self.readout(torch.cat([output[:, 0], context], dim=-1))
+        else:
+            output, layer_state = self.decoder_layer(embedded, state.layer_state)
+            s_t = output[:, 0]
+            if self.attention_style == "luong":
+                context, weights = self._attend(s_t, state)                          # query s_t
+                s_t = torch.tanh(self.combine(torch.cat([context, s_t], dim=-1)))   # s̃_t
+            logits = self.readout(s_t)
+        next_state = DecoderState(layer_state, state.memory, state.memory_mask, state.projected_memory)
+        return F.log_softmax(logits, dim=-1), next_state, weights
+
+    def _attend(self, query: Tensor, state: DecoderState) -> tuple[Tensor, Tensor]:
+        mask = state.memory_mask[:, None, :]
+        if state.projected_memory is not None:
+            scores = self.attention.score(query[:, None, :], state.memory, state.projected_memory)
+            context, weights = attend(scores, state.memory, mask)
+        else:
+            context, weights = self.attention(query[:, None, :], state.memory, mask=mask)
+        return context[:, 0], weights[:, 0]
+
+    # --------------------------------------------------------------------------- teacher forcing
+    def forward(self, source: Tensor, source_lengths: Tensor, target_in: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Teacher-forced: ``target_in (batch, T)`` = BOS, y_1 .. y_{T-1} ->
+        ``(log_probs (batch, T, V), attention weights (batch, T, S) or None)``."""
+        target_in = _check_ids("target_in", target_in)
+        if target_in.shape[0] != source.shape[0]:
+            raise checks.ArgumentError(f"{source.shape[0]} sources but {target_in.shape[0]} target rows")
+        state = self.start(source, source_lengths)
+        log_probs, weights = [], []
+        for tokens in target_in.unbind(dim=1):
+            step_log_probs, state, step_weights = self.step(tokens, state)
+            log_probs.append(step_log_probs)
+            weights.append(step_weights)
+        stacked_weights = None if self.attention is None else torch.stack(weights, dim=1)
+        return torch.stack(log_probs, dim=1), stacked_weights
+
+    def loss(self, source: Tensor, source_lengths: Tensor, target_in: Tensor, target_out: Tensor,
+             ignore_index: int = -100) -> Tensor:
+        """Mean cross-entropy (nats) over the target tokens that are not ``ignore_index``."""
+        log_probs, _ = self(source, source_lengths, target_in)
+        return F.nll_loss(log_probs.flatten(0, 1), target_out.flatten(), ignore_index=ignore_index)
+
+    @torch.no_grad()
+    def greedy(self, source: Tensor, source_lengths: Tensor, bos_id: int, eos_id: int,
+               max_length: int) -> tuple[list[list[int]], Tensor | None]:
+        """Arg-max decoding from BOS until EOS (not included) or ``max_length`` tokens.
+
+        Returns the token lists and the attention weights ``(batch, steps, S)`` (None without attention).
+        """
+        max_length = checks.positive_int("max_length", max_length)
+        state = self.start(source, source_lengths)
+        tokens = torch.full((source.shape[0],), checks.non_negative_int("bos_id", bos_id), dtype=torch.long)
+        outputs: list[list[int]] = [[] for _ in range(source.shape[0])]
+        finished = torch.zeros(source.shape[0], dtype=torch.bool)
+        weights = []
+        for _ in range(max_length):
+            log_probs, state, step_weights = self.step(tokens, state)
+            tokens = log_probs.argmax(dim=-1)
+            weights.append(step_weights)
+            for b in (~finished).nonzero().flatten().tolist():
+                if tokens[b] != eos_id:
+                    outputs[b].append(int(tokens[b]))
+            finished |= tokens == eos_id
+            if bool(finished.all()):
+                break
+        return outputs, (None if self.attention is None else torch.stack(weights, dim=1))
+
+
+def _check_ids(name: str, ids: object) -> Tensor:
+    if not isinstance(ids, Tensor) or ids.dtype != torch.long or ids.dim() != 2:
+        shape = tuple(ids.shape) if isinstance(ids, Tensor) else type(ids).__name__
+        raise checks.ArgumentError(f"{name} must be a (batch, time) tensor of token ids (torch.long), got {shape}")
+    return ids
+
+
+def _check_source(source: object, lengths: object) -> tuple[Tensor, Tensor]:
+    source = _check_ids("source", source)
+    lengths = torch.as_tensor(lengths)
+    if lengths.dtype not in (torch.int32, torch.int64):
+        raise checks.ArgumentError(f"source_lengths must be integers, got dtype {lengths.dtype}")
+    return source, lengths
