@@ -40,6 +40,9 @@ __all__ = [
     "SCORES",
     "AdditiveScore",
     "Attention",
+    "alignment_error_rate",
+    "argmax_alignment",
+    "corpus_alignment_error_rate",
     "DotScore",
     "GeneralScore",
     "attend",
@@ -252,3 +255,49 @@ def _required(name: str, value: int | None, score: str) -> int:
     if value is None:
         raise checks.ArgumentError(f"the {score!r} score has weights, so it needs {name}")
     return checks.positive_int(name, value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Alignments read off the weights
+# ---------------------------------------------------------------------------------------------
+def argmax_alignment(weights: Tensor, target_length: int | None = None,
+                     source_length: int | None = None) -> set[tuple[int, int]]:
+    """The links ``(target position t, source position i)`` with ``i = argmax_i α_{i,t}``.
+
+    ``weights`` is one sentence's ``(T, S)`` matrix; ``target_length`` / ``source_length`` cut off
+    padding (and, e.g., the EOS step) before reading the links.
+    """
+    if not isinstance(weights, Tensor) or weights.dim() != 2:
+        raise checks.ArgumentError("weights must be one sentence's (target, source) matrix of attention weights")
+    T = weights.shape[0] if target_length is None else checks.integer("target_length", target_length, minimum=0,
+                                                                       maximum=weights.shape[0])
+    S = weights.shape[1] if source_length is None else checks.integer("source_length", source_length, minimum=1,
+                                                                       maximum=weights.shape[1])
+    return {(t, int(i)) for t, i in enumerate(weights[:T, :S].argmax(dim=-1).tolist())}
+
+
+def alignment_error_rate(predicted: set[tuple[int, int]], sure: set[tuple[int, int]],
+                         possible: set[tuple[int, int]] | None = None) -> float:
+    """Och and Ney's (2003) alignment error rate, 0 for a perfect alignment::
+
+        AER = 1 - (|A ∩ S| + |A ∩ P|) / (|A| + |S|)       S ⊆ P: sure and possible links
+
+    With only sure links (``possible=None``, so ``P = S``) it is ``1 - F1`` of the links.
+    Corpus-level AER adds the counts of all sentences: :func:`corpus_alignment_error_rate`.
+    """
+    return corpus_alignment_error_rate([(predicted, sure, possible)])
+
+
+def corpus_alignment_error_rate(sentences) -> float:
+    """AER over many sentences, each ``(predicted, sure, possible or None)``: counts are summed first."""
+    both_sure = both_possible = predicted_total = sure_total = 0
+    for predicted, sure, possible in sentences:
+        predicted, sure = set(predicted), set(sure)
+        possible = sure if possible is None else set(possible) | sure
+        both_sure += len(predicted & sure)
+        both_possible += len(predicted & possible)
+        predicted_total += len(predicted)
+        sure_total += len(sure)
+    if predicted_total + sure_total == 0:
+        raise checks.ArgumentError("no links at all: the alignment error rate needs at least one link")
+    return 1.0 - (both_sure + both_possible) / (predicted_total + sure_total)

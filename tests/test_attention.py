@@ -121,3 +121,22 @@ def test_bad_arguments_get_clear_errors():
         padding_mask(torch.tensor([[1, 2]]))
     with pytest.raises(ValueError, match="shorter than the longest"):
         padding_mask(torch.tensor([1, 5]), 3)
+
+
+def test_argmax_alignment_and_alignment_error_rate():
+    from course_lib.attention import alignment_error_rate, argmax_alignment, corpus_alignment_error_rate
+    weights = torch.tensor([[0.7, 0.2, 0.1, 0.0], [0.1, 0.1, 0.8, 0.0], [0.3, 0.6, 0.1, 0.0]])
+    links = argmax_alignment(weights, source_length=3)
+    assert links == {(0, 0), (1, 2), (2, 1)}
+    assert alignment_error_rate(links, links) == 0.0
+    assert alignment_error_rate(links, {(0, 1), (1, 0), (2, 2)}) == 1.0
+    # one of three sure links found, plus a possible one: 1 - (1 + 2) / (3 + 3) = 0.5
+    sure, possible = {(0, 0), (1, 1), (2, 2)}, {(1, 2)}
+    assert alignment_error_rate(links, sure, possible) == pytest.approx(0.5)
+    # the corpus rate sums counts; it is not the mean of sentence rates
+    corpus = corpus_alignment_error_rate([(links, links, None), ({(0, 1)}, {(0, 0), (1, 1), (2, 2)}, None)])
+    assert corpus == pytest.approx(1 - 6 / 10)
+    with pytest.raises(ValueError, match="needs at least one link"):
+        alignment_error_rate(set(), set())
+    with pytest.raises(TypeError, match="one sentence's"):
+        argmax_alignment(torch.ones(2, 3, 4))
