@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from course_lib.baselines import best_kneser_ney, train_fixed_window
-from course_lib.data.stories import story_corpus
+from course_lib.data.corpus import story_corpus
 from course_lib.ngram import SPECIALS, NGramLM
 
 

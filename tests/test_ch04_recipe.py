@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from course_lib.data.stories import predicted_units
+from course_lib.data.program import predicted_units
 from course_lib.data.text import Vocabulary
 from course_lib.recipes import checkpoint_path
 from course_lib.recipes.ch04_rnn import (BOUNDARY, build_model, char_vocabulary, corpus, encode_story, sample_story,

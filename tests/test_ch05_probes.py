@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from course_lib.data.stories import Probe, StoryShape, make_probes, probe_answers
+from course_lib.data.probes import Probe, make_probes, probe_answers
+from course_lib.data.stories import StoryShape
 from course_lib.data.text import Vocabulary, word_tokenize
 from course_lib.recipes import ch05_lstm_gru as ch05
 from course_lib.rnn import CharRNNLM

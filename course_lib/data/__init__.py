@@ -1,5 +1,9 @@
 """Data for the course: the generated story corpus, text helpers, and a checked download.
 
+Modules: ``program`` (distributions, choosers, exact log-probabilities, derivation search, the
+entropy floor), ``stories`` (the story grammar), ``corpus`` (its train/validation/test splits),
+``probes`` (long-range memory probes), ``lexicon``, ``text`` and ``download``.
+
     >>> from course_lib.data import story_corpus, word_tokenize, entropy_floor
     >>> corpus = story_corpus(train_stories=100, validation_stories=10, test_stories=10, seed=0)
     >>> sequences = corpus.tokens("train")          # one word-token list per story
@@ -7,30 +11,26 @@
 
 Nothing here reaches the network except :func:`download`, which users call by hand.
 """
+from course_lib.data.corpus import SplitSummary, StoryCorpus, story_corpus
 from course_lib.data.download import DownloadError, default_cache_dir, download, sha256_of
 from course_lib.data.lexicon import Lexicon
-from course_lib.data.stories import (
-    PROBE_KINDS,
+from course_lib.data.probes import PROBE_KINDS, Probe, chance_accuracy, make_probes, probe_answers
+from course_lib.data.program import (
     Categorical,
     Derivation,
     EntropyFloor,
-    Probe,
     SamplingChooser,
-    SplitSummary,
+    entropy_floor,
+    predicted_units,
+)
+from course_lib.data.stories import (
     Story,
-    StoryCorpus,
     StoryProgram,
     StoryShape,
-    chance_accuracy,
     derivations,
-    entropy_floor,
     enumerate_stories,
     generate_stories,
-    make_probes,
-    predicted_units,
     prefix_logprob,
-    probe_answers,
-    story_corpus,
     story_logprob,
 )
 from course_lib.data.text import Vocabulary, char_tokenize, detokenize, load_text, split_sentences, word_tokenize

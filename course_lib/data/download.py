@@ -17,6 +17,8 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from course_lib import checks
+
 CACHE_ENV = "LM_COURSE_CACHE"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _CHUNK = 1 << 16
@@ -63,16 +65,14 @@ def download(
     and :class:`DownloadError` naming the URL for HTTP and network errors; ``timeout`` is in
     seconds, per blocking network operation.
     """
-    if not isinstance(url, str):
-        raise TypeError(f"url must be a str, got {type(url).__name__}")
+    checks.text("url", url)
     scheme = urllib.parse.urlsplit(url).scheme
     if scheme not in ("http", "https"):
         raise ValueError(f"url must start with http:// or https://, got {url!r}")
     if not isinstance(sha256, str) or not _HEX64.fullmatch(sha256.strip().lower()):
         raise ValueError(f"sha256 must be 64 hexadecimal digits (as printed by `sha256sum`), got {sha256!r}")
     expected = sha256.strip().lower()
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    checks.number("timeout", timeout, above=0.0, what="a positive number of seconds")
     filename = _filename_from(url) if filename is None else filename
     if not isinstance(filename, str) or not filename or filename in (".", "..") or "/" in filename or "\\" in filename:
         raise ValueError(f"filename must be a plain file name without directories, got {filename!r}")

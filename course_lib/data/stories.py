@@ -1,8 +1,9 @@
-"""The story corpus: short Simple-English stories from a probabilistic program with an exact log-probability.
+"""The story grammar: short Simple-English stories from a probabilistic program.
 
-Every chapter trains and evaluates on these stories. The generator is a *probabilistic program*:
-each random decision is a draw from an explicit finite distribution (:class:`Categorical`), so the
-probability of a story is the product of the probabilities of its decisions,
+Every chapter trains and evaluates on these stories. :class:`StoryProgram` is a probabilistic
+program (:mod:`course_lib.data.program`): each random decision is a draw from an explicit
+finite distribution, so the probability of a story is the product of the probabilities of its
+decisions,
 
     log p(story) = sum_k log p(decision_k | earlier decisions).
 
@@ -16,7 +17,7 @@ back (:func:`derivations`) and each has exactly one derivation.
 
 Because the probability is exact, the average of ``-log p`` over a split, per predicted unit, is
 the generator's own cross-entropy: the *entropy floor* no language model can beat in expectation
-(:func:`entropy_floor`).
+(:func:`course_lib.data.program.entropy_floor`; per split in :mod:`course_lib.data.corpus`).
 
 A story reads like::
 
@@ -26,127 +27,35 @@ A story reads like::
 
 Facts stated early (the ball's colour, the home's landmark, the pet's name) are asked for later,
 after a random number of filler sentences: long-range dependencies whose answers are certain given
-the story (probability 1). :func:`make_probes` cuts stories right before such an answer.
-
-The program is written against a *chooser*: any callable ``choose(distribution) -> option``.
-:class:`SamplingChooser` draws from a seeded generator and adds up log-probabilities; the
-enumerator used by :func:`enumerate_stories` and :func:`derivations` replays every decision
-sequence instead.
+the story (probability 1). :func:`course_lib.data.probes.make_probes` cuts stories right before
+such an answer.
 """
 from __future__ import annotations
 
-import hashlib
-import math
 import random
-from bisect import bisect
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
 
+from course_lib import checks
+from course_lib.checks import integer, non_negative_int
 from course_lib.data.lexicon import Lexicon
+from course_lib.data.program import (
+    Categorical,
+    Choose,
+    Derivation,
+    Sample,
+    draw,
+    enumerate_derivations,
+    find_derivations,
+    log_total,
+    optional,
+    prefix_logprob_of,
+    zipf,
+    zipf_weights,
+)
 from course_lib.data.text import detokenize, word_tokenize
 
 FACT_KINDS = ("colour", "home", "pet")
-PROBE_KINDS = FACT_KINDS
-UNITS = ("token", "char")
-SPLITS = ("train", "validation", "test")
-DEFAULT_SPLIT_SIZES = {"train": 2000, "validation": 200, "test": 200}
-
-
-# ---------------------------------------------------------------------------------------------
-# Distributions and choosers
-# ---------------------------------------------------------------------------------------------
-
-
-class Categorical:
-    """A finite distribution: ``options[i]`` with probability ``weights[i] / sum(weights)``.
-
-    ``log_probs[i]`` is the exact natural log of that probability; weights must be positive
-    (an option that can never be chosen does not belong in the list).
-    """
-
-    __slots__ = ("options", "weights", "cumulative", "total", "log_probs")
-
-    def __init__(self, options: Sequence[Any], weights: Sequence[float] | None = None):
-        options = tuple(options)
-        if not options:
-            raise ValueError("a Categorical needs at least one option")
-        weights = (1.0,) * len(options) if weights is None else tuple(float(w) for w in weights)
-        if len(weights) != len(options):
-            raise ValueError(f"{len(options)} options but {len(weights)} weights")
-        if not all(w > 0 and math.isfinite(w) for w in weights):
-            raise ValueError(f"weights must be positive and finite, got {weights}")
-        self.options = options
-        self.weights = weights
-        self.cumulative = tuple(_running_sum(weights))
-        self.total = self.cumulative[-1]
-        log_total = math.log(self.total)
-        self.log_probs = tuple(math.log(w) - log_total for w in weights)
-
-    def __len__(self) -> int:
-        return len(self.options)
-
-    def __repr__(self) -> str:
-        shown = ", ".join(f"{option!r}: {math.exp(lp):.3f}" for option, lp in zip(self.options[:5], self.log_probs))
-        return f"Categorical({{{shown}{', ...' if len(self) > 5 else ''}}})"
-
-    def without(self, excluded: object) -> Categorical:
-        """The same distribution conditioned on not choosing ``excluded`` (renormalised)."""
-        return self.restricted([option for option in self.options if option != excluded])
-
-    def restricted(self, allowed: Sequence[Any]) -> Categorical:
-        """The same distribution conditioned on the option being in ``allowed`` (renormalised)."""
-        kept = [(option, w) for option, w in zip(self.options, self.weights) if option in allowed]
-        if not kept:
-            raise ValueError(f"none of {list(allowed)!r} is an option of this distribution")
-        return Categorical([option for option, _ in kept], [w for _, w in kept])
-
-
-def _running_sum(values: Sequence[float]) -> Iterator[float]:
-    total = 0.0
-    for value in values:
-        total += value
-        yield total
-
-
-def zipf_weights(n: int, exponent: float = 1.0) -> list[float]:
-    """``1 / (rank + 1) ** exponent`` for ranks ``0 .. n - 1``: a few common words, a long tail."""
-    return [1.0 / (rank + 1) ** exponent for rank in range(n)]
-
-
-def zipf(options: Sequence[Any], exponent: float = 1.0) -> Categorical:
-    """A Zipf-weighted distribution over ``options`` (listed most frequent first)."""
-    return Categorical(options, zipf_weights(len(options), exponent))
-
-
-Choose = Callable[[Categorical], Any]
-
-
-class SamplingChooser:
-    """Draws each decision from a seeded ``random.Random`` and adds up the log-probabilities.
-
-    ``choose`` is the chooser; ``logprob`` the sum so far; with ``record=True`` the indices of
-    the chosen options are kept in ``decisions`` (what :func:`derivations` recovers from text).
-    """
-
-    def __init__(self, rng: random.Random, record: bool = False):
-        self.rng = rng
-        self.logprob = 0.0
-        self.decisions: list[int] | None = [] if record else None
-
-    def choose(self, distribution: Categorical) -> Any:
-        # The same inverse-CDF draw as random.choices, without its per-call set-up.
-        options = distribution.options
-        index = bisect(distribution.cumulative, self.rng.random() * distribution.total, 0, len(options) - 1)
-        self.logprob += distribution.log_probs[index]
-        if self.decisions is not None:
-            self.decisions.append(index)
-        return options[index]
-
-
-# ---------------------------------------------------------------------------------------------
-# The story program
-# ---------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -158,10 +67,8 @@ class StoryShape:
     endings: bool = True
 
     def __post_init__(self) -> None:
-        if not isinstance(self.max_facts, int) or not 1 <= self.max_facts <= len(FACT_KINDS):
-            raise ValueError(f"max_facts must be an integer from 1 to {len(FACT_KINDS)}, got {self.max_facts!r}")
-        if not isinstance(self.max_fillers, int) or self.max_fillers < 0:
-            raise ValueError(f"max_fillers must be a non-negative integer, got {self.max_fillers!r}")
+        integer("max_facts", self.max_facts, minimum=1, maximum=len(FACT_KINDS))
+        non_negative_int("max_fillers", self.max_fillers)
 
 
 @dataclass(frozen=True)
@@ -247,7 +154,7 @@ class StoryProgram:
             "female": zipf(list(lex.female_roles) + list(lex.neutral_roles)),
             "male": zipf(list(lex.male_roles) + list(lex.neutral_roles)),
         }
-        self.person_adjective = self._optional(lex.person_adjectives, none_weight=1.0)
+        self.person_adjective = optional(lex.person_adjectives, none_weight=1.0)
         self.subject = Categorical(("pronoun", "name"), (2, 1))
 
         self.fact_count = zipf(range(1, self.shape.max_facts + 1), exponent=0.5)
@@ -261,7 +168,7 @@ class StoryProgram:
         self.pet_name = Categorical(lex.pet_names)
         self.toy = zipf(lex.toys)
         self.dwelling = zipf(lex.dwellings)
-        self.home_adjective = self._optional(lex.home_adjectives, none_weight=1.0)
+        self.home_adjective = optional(lex.home_adjectives, none_weight=1.0)
         self.pet_kind = zipf(lex.pet_kinds)
 
         # The number of fillers before a question is uniform on 0..max_fillers, drawn one filler at a
@@ -280,10 +187,10 @@ class StoryProgram:
         self.weekday = zipf(lex.weekdays)
         self.motion_verb = zipf(lex.motion_verbs)
         self.place = zipf(lex.places)
-        self.optional_place = self._optional(lex.places, none_weight=2.0)
+        self.optional_place = optional(lex.places, none_weight=2.0)
         self.thing_verb = zipf(lex.thing_verbs)
         self.thing = zipf(lex.things)
-        self.thing_adjective = self._optional(lex.thing_adjectives, none_weight=1.5)
+        self.thing_adjective = optional(lex.thing_adjectives, none_weight=1.5)
         self.animal = zipf([animal for animal, _ in lex.animal_verbs])
         self.animal_verb = {animal: zipf(verbs) for animal, verbs in lex.animal_verbs}
         self.scenery = zipf([noun for noun, _ in lex.scenery])
@@ -291,19 +198,12 @@ class StoryProgram:
         self.feeling = zipf(lex.feelings)
         self.very = Categorical((False, True), (3, 1))
         self.food = zipf(lex.foods)
-        self.optional_meal = self._optional(lex.meals, none_weight=3.0)
+        self.optional_meal = optional(lex.meals, none_weight=3.0)
         self.pair_verb = zipf(lex.pair_verbs)
         self.together = Categorical((False, True), (2, 1))
         self.ending = Categorical(self.ENDINGS, (3, 3, 2, 2, 1))
         self._other_names: dict[str, Categorical] = {}
         self._kinds_left: dict[tuple[str, tuple[str, ...]], Categorical] = {}
-
-    @staticmethod
-    def _optional(words: Sequence[str], none_weight: float) -> Categorical:
-        """``None`` (leave the word out) with weight ``none_weight`` against the Zipf-weighted words."""
-        weights = zipf_weights(len(words))
-        total = sum(weights)
-        return Categorical((None, *words), [none_weight * total] + weights)
 
     def _kinds(self, purpose: str, kinds_left: list[str]) -> Categorical:
         """The kinds of fact still to be stated (``purpose="state"``) or asked (``"ask"``)."""
@@ -544,23 +444,13 @@ class StoryProgram:
             out.extend(("would", "never", "forget", "that", "day", "."))
 
 
-
 # ---------------------------------------------------------------------------------------------
-# Stories and corpora
+# Stories drawn from the program, and parsed back
 # ---------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Story:
-    """One story and its exact probability under the generator."""
-
-    text: str  # sentences separated by single spaces, no newlines
-    logprob: float  # natural log of the probability of this text
-
-    @property
-    def tokens(self) -> list[str]:
-        """The story's word tokens (:func:`word_tokenize`), without an end-of-story token."""
-        return word_tokenize(self.text)
+class Story(Sample):
+    """One story (sentences separated by single spaces) and its exact probability under the generator."""
 
 
 _DEFAULT_PROGRAM: StoryProgram | None = None
@@ -574,364 +464,21 @@ def default_program() -> StoryProgram:
     return _DEFAULT_PROGRAM
 
 
-def _check_count(value: object, name: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
-    return value
-
-
-def _check_seed(seed: object) -> int:
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    return seed
-
-
-def derive_seed(seed: int, *labels: object) -> int:
-    """A seed for one named stream (a split, a probe distance), independent of the others."""
-    digest = hashlib.sha256(":".join(map(str, ("lm-course", seed, *labels))).encode()).digest()
-    return int.from_bytes(digest[:8], "big")
-
-
 def generate_stories(n_stories: int, seed: int = 0, program: StoryProgram | None = None) -> list[Story]:
     """``n_stories`` stories drawn from the generator, deterministic from ``seed``.
 
     The stream is a prefix code of the seed: ``generate_stories(k, s)`` is the first ``k`` of
     ``generate_stories(n, s)`` for ``k <= n``.
     """
-    _check_count(n_stories, "n_stories")
-    _check_seed(seed)
+    non_negative_int("n_stories", n_stories)
+    non_negative_int("seed", seed)
     program = default_program() if program is None else program
     rng = random.Random(seed)
     stories = []
     for _ in range(n_stories):
-        chooser = SamplingChooser(rng)
-        out: list[str] = []
-        program.tell(chooser.choose, out)
-        stories.append(Story(detokenize(out), chooser.logprob))
+        tokens, logprob = draw(program.tell, rng)
+        stories.append(Story(detokenize(tokens), logprob))
     return stories
-
-
-@dataclass(frozen=True)
-class EntropyFloor:
-    """The generator's cross-entropy on a set of stories: the best any model can do on average.
-
-    ``nats`` per unit; ``bits = nats / ln 2``; ``perplexity = exp(nats)``; ``units`` is the
-    number of predicted units it was averaged over.
-    """
-
-    nats: float
-    unit: str
-    units: int
-
-    @property
-    def bits(self) -> float:
-        return self.nats / math.log(2)
-
-    @property
-    def perplexity(self) -> float:
-        return math.exp(self.nats)
-
-    def __str__(self) -> str:
-        return f"{self.nats:.4f} nats/{self.unit} = {self.bits:.4f} bits/{self.unit} (perplexity {self.perplexity:.3f})"
-
-
-def predicted_units(story: Story | str, unit: str = "token") -> int:
-    """How many units a language model predicts for one story: its tokens plus the end of the story.
-
-    ``unit="token"``: ``len(word_tokenize(text)) + 1``; ``unit="char"``: ``len(text) + 1``.
-    The ``+ 1`` is the end-of-story symbol (``</s>``, or the newline that separates stories),
-    which the model must predict too and whose probability the generator includes.
-    """
-    text = story.text if isinstance(story, Story) else story
-    if unit == "token":
-        return len(word_tokenize(text)) + 1
-    if unit == "char":
-        return len(text) + 1
-    raise ValueError(f"unit must be one of {UNITS}, got {unit!r}")
-
-
-def entropy_floor(stories: Sequence[Story], unit: str = "token") -> EntropyFloor:
-    """The generator's cross-entropy on ``stories``, per predicted unit: ``-sum(logprob) / units``.
-
-    Units are counted by :func:`predicted_units`: each story contributes
-    ``len(word_tokenize(text)) + 1`` word tokens, or ``len(text) + 1`` characters, the ``+ 1``
-    being the end of the story. A model evaluated the same way (one story at a time, the end
-    included) has a cross-entropy at least this large in expectation; in bits divide by ``ln 2``
-    (``.bits``).
-    """
-    if unit not in UNITS:
-        raise ValueError(f"unit must be one of {UNITS}, got {unit!r}")
-    if isinstance(stories, Story):
-        stories = [stories]
-    if not stories:
-        raise ValueError("entropy_floor needs at least one story")
-    units = sum(predicted_units(story, unit) for story in stories)
-    return EntropyFloor(-math.fsum(story.logprob for story in stories) / units, unit, units)
-
-
-@dataclass(frozen=True)
-class SplitSummary:
-    """Statistics of one split, as the book tabulates them."""
-
-    split: str
-    stories: int
-    tokens: int  # word tokens, end-of-story tokens not included
-    chars: int  # characters of the split's text, one "\n" between stories
-    vocabulary: int  # distinct word types
-    floor_token: EntropyFloor | None
-    floor_char: EntropyFloor | None
-
-
-@dataclass(frozen=True)
-class StoryCorpus:
-    """The three splits of the story corpus; each split is drawn from its own seed."""
-
-    train: list[Story]
-    validation: list[Story]
-    test: list[Story]
-    seed: int = 0
-
-    def split(self, name: str) -> list[Story]:
-        if name not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {name!r}")
-        return getattr(self, name)
-
-    def text(self, split: str) -> str:
-        """The split's stories joined by ``"\\n"`` (one story per line, no trailing newline)."""
-        return "\n".join(story.text for story in self.split(split))
-
-    def tokens(self, split: str) -> list[list[str]]:
-        """One word-token list per story: the sequences the n-gram chapter trains on."""
-        return [word_tokenize(story.text) for story in self.split(split)]
-
-    def entropy_floor(self, split: str, unit: str = "token") -> EntropyFloor:
-        return entropy_floor(self.split(split), unit)
-
-    def summary(self, split: str) -> SplitSummary:
-        stories = self.split(split)
-        token_lists = [word_tokenize(story.text) for story in stories]
-        return SplitSummary(
-            split=split,
-            stories=len(stories),
-            tokens=sum(map(len, token_lists)),
-            chars=len(self.text(split)),
-            vocabulary=len({token for tokens in token_lists for token in tokens}),
-            floor_token=entropy_floor(stories, "token") if stories else None,
-            floor_char=entropy_floor(stories, "char") if stories else None,
-        )
-
-    def describe(self) -> str:
-        """A plain-text table of every split: sizes, vocabulary and entropy floors."""
-        header = (
-            f"{'split':<11}{'stories':>8}{'tokens':>10}{'chars':>11}{'types':>7}"
-            f"  {'floor nats/token':>16}{'bits/token':>11}{'bits/char':>10}"
-        )
-        lines = [header, "-" * len(header)]
-        for split in SPLITS:
-            s = self.summary(split)
-            floors = (
-                f"{s.floor_token.nats:>16.4f}{s.floor_token.bits:>11.4f}{s.floor_char.bits:>10.4f}"
-                if s.floor_token and s.floor_char
-                else f"{'-':>16}{'-':>11}{'-':>10}"
-            )
-            lines.append(f"{split:<11}{s.stories:>8}{s.tokens:>10}{s.chars:>11}{s.vocabulary:>7}  {floors}")
-        return "\n".join(lines)
-
-
-def story_corpus(
-    train_stories: int = DEFAULT_SPLIT_SIZES["train"],
-    validation_stories: int = DEFAULT_SPLIT_SIZES["validation"],
-    test_stories: int = DEFAULT_SPLIT_SIZES["test"],
-    seed: int = 0,
-    program: StoryProgram | None = None,
-) -> StoryCorpus:
-    """Train/validation/test splits of the story corpus.
-
-    Each split comes from its own seed, derived from ``seed`` and the split's name, so changing
-    the size of one split leaves the others as they were (and a larger split extends a smaller).
-    The defaults give about 0.8 MB of training text.
-    """
-    _check_seed(seed)
-    sizes = {"train": train_stories, "validation": validation_stories, "test": test_stories}
-    for name, size in sizes.items():
-        _check_count(size, f"{name}_stories")
-    splits = {name: generate_stories(size, derive_seed(seed, "stories", name), program) for name, size in sizes.items()}
-    return StoryCorpus(seed=seed, **splits)
-
-
-# ---------------------------------------------------------------------------------------------
-# Probes of long-range memory
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Probe:
-    """A story prefix whose next word is the answer to a question about a fact stated earlier.
-
-    ``distance`` counts the word tokens after the fact's answer word up to the end of the prompt:
-    for ``"Mia had a red ball. What colour was the ball that Mia had? It was"`` it is 13 (from
-    ``ball`` to ``was``), so the answer is ``distance + 1`` positions after the fact's word.
-    """
-
-    prompt: str
-    answer: str
-    distance: int
-    kind: str  # "colour", "home" or "pet"
-
-
-def probe_answers(kind: str, lexicon: Lexicon | None = None) -> tuple[str, ...]:
-    """The candidate answers of a probe kind; the generator draws the fact uniformly among them."""
-    lexicon = Lexicon() if lexicon is None else lexicon
-    if kind == "colour":
-        return lexicon.colours
-    if kind == "home":
-        return lexicon.landmarks
-    if kind == "pet":
-        return lexicon.pet_names
-    raise ValueError(f"probe kind must be one of {PROBE_KINDS}, got {kind!r}")
-
-
-def chance_accuracy(kind: str, lexicon: Lexicon | None = None) -> float:
-    """Accuracy of guessing the right kind of word but not the fact: ``1 / len(probe_answers(kind))``."""
-    return 1.0 / len(probe_answers(kind, lexicon))
-
-
-def make_probes(
-    n: int,
-    distances: Sequence[int] = (16, 32, 64, 128),
-    seed: int = 0,
-    kinds: Sequence[str] = PROBE_KINDS,
-    program: StoryProgram | None = None,
-) -> list[Probe]:
-    """``n`` probes for each target distance, in the order of ``distances``.
-
-    Each probe is the beginning of a story told by the corpus's own program (same openings,
-    facts, fillers and questions), except that before the first question filler sentences are
-    added until the fact is at least ``d`` tokens back; ``Probe.distance`` is the exact figure,
-    at least ``d`` and at most one filler sentence more (or more than ``d`` when the facts and the
-    question alone are longer). The corpus puts at most ``StoryShape.max_fillers`` fillers
-    before a question, so distances well past that test memory beyond what training showed.
-    Answers are uniform over :func:`probe_answers`, so :func:`chance_accuracy` is exact.
-    """
-    _check_count(n, "n")
-    _check_seed(seed)
-    if isinstance(distances, int) or not all(
-        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in distances
-    ):
-        raise ValueError(f"distances must be a sequence of non-negative integers, got {distances!r}")
-    kinds = (kinds,) if isinstance(kinds, str) else tuple(kinds)
-    if not kinds or any(kind not in PROBE_KINDS for kind in kinds):
-        raise ValueError(f"kinds must be a non-empty selection of {PROBE_KINDS}, got {kinds!r}")
-    program = default_program() if program is None else program
-    probes = []
-    for distance in distances:
-        rng = random.Random(derive_seed(seed, "probes", distance))
-        made = 0
-        while made < n:
-            chooser = SamplingChooser(rng)
-            out: list[str] = []
-            site = program.tell(chooser.choose, out, min_distance=distance)
-            if site is None or site.kind not in kinds:
-                continue  # rejection keeps the kinds in their corpus proportions among those asked for
-            probes.append(Probe(detokenize(out), site.answer, len(out) - 1 - site.fact_position, site.kind))
-            made += 1
-    return probes
-
-
-# ---------------------------------------------------------------------------------------------
-# Every derivation: brute-force enumeration and parsing by search
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Derivation:
-    """One run of the program: its text, log-probability and the index chosen at each decision."""
-
-    text: str
-    logprob: float
-    decisions: tuple[int, ...]
-
-
-class _Branch(Exception):
-    """Raised by the replaying chooser when it reaches a decision its path does not cover."""
-
-    def __init__(self, distribution: Categorical):
-        self.distribution = distribution
-
-
-class _Mismatch(Exception):
-    """Raised when the program writes a token that the target text does not have there."""
-
-
-class _Complete(Exception):
-    """Raised when the program has written the whole target and only its beginning was asked for."""
-
-
-class _ReplayChooser:
-    """Follows a fixed list of decision indices, then stops at the first new decision."""
-
-    def __init__(self, path: tuple[int, ...]):
-        self.path = path
-        self.position = 0
-        self.logprob = 0.0
-
-    def choose(self, distribution: Categorical) -> Any:
-        if self.position == len(self.path):
-            raise _Branch(distribution)
-        index = self.path[self.position]
-        self.position += 1
-        self.logprob += distribution.log_probs[index]
-        return distribution.options[index]
-
-
-class _TokensMatching(list):
-    """A token list that only accepts the tokens of ``target``, in order."""
-
-    def __init__(self, target: Sequence[str], prefix_only: bool):
-        super().__init__()
-        self.target = target
-        self.prefix_only = prefix_only
-
-    def append(self, token: str) -> None:
-        if len(self) >= len(self.target) or self.target[len(self)] != token:
-            raise _Mismatch
-        super().append(token)
-        if self.prefix_only and len(self) == len(self.target):
-            raise _Complete
-
-    def extend(self, tokens: Sequence[str]) -> None:
-        for token in tokens:
-            self.append(token)
-
-
-def _search(
-    program: StoryProgram, target: Sequence[str] | None, root: tuple[int, ...] = (), prefix_only: bool = False
-) -> Iterator[Derivation]:
-    """Depth-first over decision sequences below ``root``, re-running the program once per node of the tree.
-
-    With a ``target``, branches that write anything else are abandoned; with ``prefix_only``, a
-    run stops with success as soon as the whole target is written.
-    """
-    stack: list[tuple[int, ...]] = [tuple(root)]
-    while stack:
-        path = stack.pop()
-        chooser = _ReplayChooser(path)
-        out: list[str] = [] if target is None else _TokensMatching(target, prefix_only)
-        try:
-            program.tell(chooser.choose, out)
-        except _Branch as branch:
-            stack.extend(path + (index,) for index in reversed(range(len(branch.distribution))))
-            continue
-        except _Mismatch:
-            continue
-        except _Complete:
-            pass
-        else:
-            if target is not None and (prefix_only or len(out) != len(target)):
-                continue
-        if chooser.position < len(path):
-            raise ValueError(f"the decision prefix {root} is longer than the story it leads to")
-        yield Derivation(detokenize(out), chooser.logprob, path)
 
 
 def enumerate_stories(program: StoryProgram, prefix: Sequence[int] = ()) -> Iterator[Derivation]:
@@ -942,26 +489,25 @@ def enumerate_stories(program: StoryProgram, prefix: Sequence[int] = ()) -> Iter
     ``StoryProgram(Lexicon.tiny(), StoryShape(max_facts=1, max_fillers=0))`` there are about ten
     thousand derivations; with the full lexicon, astronomically many.
     """
-    return _search(program, None, tuple(prefix))
+    return enumerate_derivations(program.tell, prefix)
 
 
 def derivations(text: str, program: StoryProgram | None = None) -> list[Derivation]:
     """Every derivation of the program that writes exactly ``text`` (parsing by search).
 
     The search follows the program and abandons a branch as soon as it writes a token that
-    ``text`` does not have, so it takes milliseconds on real stories. For a text the generator
+    the text does not have, so it takes milliseconds on real stories. For a text the generator
     cannot produce the list is empty; for one it can, it has exactly one element (the claim the
     tests check).
     """
-    if not isinstance(text, str):
-        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    checks.text("text", text)
     program = default_program() if program is None else program
-    return list(_search(program, word_tokenize(text)))
+    return find_derivations(program.tell, word_tokenize(text))
 
 
 def story_logprob(text: str, program: StoryProgram | None = None) -> float:
     """The exact natural-log probability of the story ``text`` (``-inf`` if the generator cannot write it)."""
-    return _log_total(derivations(text, program))
+    return log_total(derivations(text, program))
 
 
 def prefix_logprob(text: str, program: StoryProgram | None = None) -> float:
@@ -971,17 +517,23 @@ def prefix_logprob(text: str, program: StoryProgram | None = None) -> float:
     ``p(w | prompt) = exp(prefix_logprob(prompt + " " + w) - prefix_logprob(prompt))``; for a
     probe's answer this is 1.
     """
-    if not isinstance(text, str):
-        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    checks.text("text", text)
     program = default_program() if program is None else program
-    target = word_tokenize(text)
-    if not target:
-        return 0.0
-    return _log_total(list(_search(program, target, prefix_only=True)))
+    return prefix_logprob_of(program.tell, word_tokenize(text))
 
 
-def _log_total(found: list[Derivation]) -> float:
-    if not found:
-        return -math.inf
-    top = max(d.logprob for d in found)
-    return top + math.log(math.fsum(math.exp(d.logprob - top) for d in found))
+# Chapters 1-5 of the book import these three from here; they live in the corpus and probe modules.
+_MOVED = {
+    "story_corpus": "course_lib.data.corpus",
+    "make_probes": "course_lib.data.probes",
+    "chance_accuracy": "course_lib.data.probes",
+}
+
+
+def __getattr__(name: str):
+    """``from course_lib.data.stories import story_corpus`` keeps working (imported on first use)."""
+    if name in _MOVED:
+        import importlib
+
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

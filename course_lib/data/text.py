@@ -2,7 +2,7 @@
 
 The word tokenizer is the unit every word-level chapter counts in: the n-gram chapter trains on
 ``word_tokenize(story.text)``, and the story corpus's entropy floor is measured per word token
-of this tokenizer (see :func:`course_lib.data.stories.entropy_floor`).
+of this tokenizer (see :func:`course_lib.data.program.entropy_floor`).
 """
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from course_lib import checks
+
 # A word is a run of letters/digits, possibly joined by internal apostrophes or hyphens
 # ("don't", "well-known"); every other visible character is a token of its own.
 _TOKEN = re.compile(r"\w+(?:['’-]\w+)*|[^\w\s]")
@@ -19,12 +21,6 @@ _TOKEN = re.compile(r"\w+(?:['’-]\w+)*|[^\w\s]")
 _NO_SPACE_BEFORE = frozenset(".,!?;:)]}%")
 _NO_SPACE_AFTER = frozenset("([{")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
-
-
-def _require_str(text: object, name: str = "text") -> str:
-    if not isinstance(text, str):
-        raise TypeError(f"{name} must be a str, got {type(text).__name__}")
-    return text
 
 
 def word_tokenize(text: str) -> list[str]:
@@ -36,7 +32,7 @@ def word_tokenize(text: str) -> list[str]:
     Whitespace is dropped, so for arbitrary text :func:`detokenize` can only guess where it was;
     for every story the corpus generator writes, ``detokenize(word_tokenize(s)) == s`` holds.
     """
-    return _TOKEN.findall(_require_str(text))
+    return _TOKEN.findall(checks.text("text", text))
 
 
 def detokenize(tokens: Sequence[str]) -> str:
@@ -61,7 +57,7 @@ def detokenize(tokens: Sequence[str]) -> str:
 
 def char_tokenize(text: str) -> list[str]:
     """Every character is a token (spaces and newlines included)."""
-    return list(_require_str(text))
+    return list(checks.text("text", text))
 
 
 def split_sentences(text: str) -> list[str]:
@@ -70,7 +66,7 @@ def split_sentences(text: str) -> list[str]:
     Made for the story corpus's punctuation (no abbreviations such as "Dr."); a question and
     its answer are two sentences: ``"Where did Mia live? She lived near the lake."``.
     """
-    return [sentence.strip() for sentence in _SENTENCE_END.split(_require_str(text)) if sentence.strip()]
+    return [sentence.strip() for sentence in _SENTENCE_END.split(checks.text("text", text)) if sentence.strip()]
 
 
 def load_text(path: str | Path, encoding: str = "utf-8") -> str:
@@ -82,8 +78,7 @@ def load_text(path: str | Path, encoding: str = "utf-8") -> str:
     """
     if not isinstance(path, (str, Path)):
         raise TypeError(f"path must be a str or pathlib.Path, got {type(path).__name__}")
-    if not isinstance(encoding, str):
-        raise TypeError(f"encoding must be a str such as 'utf-8', got {type(encoding).__name__}")
+    checks.text("encoding", encoding)
     path = Path(path).expanduser()
     if not path.exists():
         raise FileNotFoundError(f"no such file: {str(path)!r} (resolved to {str(path.resolve())!r})")
@@ -149,8 +144,7 @@ class Vocabulary:
         specials: Sequence[str] = DEFAULT_SPECIALS,
     ) -> Vocabulary:
         """Count tokens over ``token_streams`` (e.g. one token list per story) and keep the frequent ones."""
-        if not isinstance(min_count, int) or isinstance(min_count, bool) or min_count < 1:
-            raise ValueError(f"min_count must be a positive integer, got {min_count!r}")
+        checks.positive_int("min_count", min_count)
         if isinstance(token_streams, str):
             raise TypeError("token_streams must be an iterable of token lists, not a str")
         counts: Counter[str] = Counter()

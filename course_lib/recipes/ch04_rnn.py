@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from course_lib.data.stories import StoryCorpus, story_corpus
+from course_lib.data.corpus import StoryCorpus, story_corpus
 from course_lib.data.text import Vocabulary
 from course_lib.recipes import Recipe
 from course_lib.rnn import CharRNNLM

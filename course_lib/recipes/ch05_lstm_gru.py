@@ -34,8 +34,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from course_lib.data.stories import (Probe, StoryProgram, StoryShape, derive_seed, generate_stories, probe_answers,
-                                     story_corpus)
+from course_lib.data.corpus import story_corpus
+from course_lib.data.probes import Probe, probe_answers
+from course_lib.data.program import derive_seed
+from course_lib.data.stories import StoryProgram, StoryShape, generate_stories
 from course_lib.data.text import Vocabulary, word_tokenize
 from course_lib.recipes import Recipe
 from course_lib.rnn import CharRNNLM

@@ -12,7 +12,7 @@ import ipywidgets as widgets
 
 from course_lib.data import detokenize as detokenize_words
 from course_lib.data import word_tokenize
-from course_lib.data.stories import Probe
+from course_lib.data.probes import Probe
 from course_lib.widgets.ngram import NextTokenTable, table_html
 
 CandidateFunction = Callable[[str, Probe], Sequence[tuple[str, float]]]
