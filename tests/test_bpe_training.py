@@ -6,10 +6,12 @@ import re
 from collections import Counter
 
 import pytest
+import regex
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from course_lib.bpe import (
+    GPT2_SPLIT_PATTERN,
     ByteBPE,
     apply_merges,
     best_pair,
@@ -22,6 +24,7 @@ from course_lib.bpe import (
     train_naive,
     word_counts_from_text,
 )
+from course_lib.bpe.training import apply_ranks, merge_ranks
 
 # Sennrich et al. (2016), Section 3.2: the dictionary {low: 5, lower: 2, newest: 6, widest: 3}.
 SENNRICH_VOCAB = {
@@ -185,6 +188,31 @@ def test_applying_merges_by_rank_equals_applying_them_in_learned_order(word_coun
     merges = train_char_bpe(word_counts, num_merges)
     for word in list(word_counts) + [tuple(data.draw(st.text(alphabet="abcdef", max_size=9))) + ("</w>",)]:
         assert apply_merges(word, merges) == apply_in_learned_order(word, merges)
+
+
+@settings(max_examples=60, deadline=None)
+@given(word_counts=words_strategy, num_merges=st.integers(min_value=0, max_value=30))
+def test_the_merge_routine_on_ids_equals_it_on_symbols(word_counts, num_merges):
+    # ByteBPE merges token ids through the same apply_ranks, with a table of what each pair becomes.
+    merges = train_char_bpe(word_counts, num_merges)
+    ids = {symbol: index for index, symbol in enumerate(sorted({s for word in word_counts for s in word}))}
+    for left, right in merges:
+        ids.setdefault(left + right, len(ids))
+    ranks = merge_ranks(merges)
+    id_ranks = {(ids[left], ids[right]): rank for (left, right), rank in ranks.items()}
+    merged = {(ids[left], ids[right]): ids[left + right] for left, right in ranks}
+    for word in word_counts:
+        by_symbols = apply_ranks(word, ranks)
+        assert apply_ranks([ids[s] for s in word], id_ranks, merged) == tuple(ids[s] for s in by_symbols)
+
+
+def test_a_byte_bpe_segments_each_piece_as_the_merge_routine_does_on_its_bytes(story_text):
+    tokenizer = ByteBPE().train(story_text, vocab_size=400)
+    ranks = merge_ranks(tokenizer.merges)
+    for piece in sorted(set(regex.findall(GPT2_SPLIT_PATTERN, story_text)))[:300]:
+        symbols = apply_ranks([bytes([byte]) for byte in piece.encode("utf-8")], ranks)
+        assert b"".join(tokenizer.vocab[i] for i in tokenizer.encode(piece)) == piece.encode("utf-8")
+        assert [tokenizer.vocab[i] for i in tokenizer.encode(piece)] == list(symbols)
 
 
 def test_training_stops_early_when_every_word_is_one_symbol():

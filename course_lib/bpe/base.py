@@ -13,8 +13,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
+from course_lib import checks
+from course_lib.checks import ArgumentError
+
 FILE_FORMAT = "course_lib.bpe"
 FILE_VERSION = 1
+WORD_CACHE_LIMIT = 100_000  # distinct words whose ids a tokenizer remembers
 
 
 class NotTrainedError(ValueError):
@@ -22,11 +26,11 @@ class NotTrainedError(ValueError):
 
 
 def check_text(text: object, name: str = "text") -> str:
-    if isinstance(text, str):
-        return text
     if isinstance(text, (bytes, bytearray)):
-        raise TypeError(f"{name} must be a str, got {type(text).__name__}; decode it first, e.g. data.decode('utf-8')")
-    raise TypeError(f"{name} must be a str, got {type(text).__name__}")
+        raise ArgumentError(
+            f"{name} must be a str, got {type(text).__name__}; decode it first, e.g. data.decode('utf-8')"
+        )
+    return checks.text(name, text)
 
 
 def iter_training_texts(text: object) -> Iterator[str]:
@@ -35,36 +39,34 @@ def iter_training_texts(text: object) -> Iterator[str]:
         yield text
         return
     if isinstance(text, (bytes, bytearray)) or not isinstance(text, Iterable):
-        check_text(text)  # raises the TypeError that names the type
+        check_text(text)  # raises the error that names the type
     for position, document in enumerate(text):  # type: ignore[union-attr]
         yield check_text(document, name=f"text[{position}]")
 
 
 def check_vocab_size(vocab_size: object, minimum: int, base_description: str) -> int:
-    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int):
-        raise TypeError(f"vocab_size must be an int, got {type(vocab_size).__name__}")
-    if vocab_size < minimum:
-        raise ValueError(
-            f"vocab_size={vocab_size} is smaller than the base alphabet ({base_description} = {minimum} tokens); "
-            f"ask for at least {minimum}"
-        )
-    return vocab_size
+    return checks.integer(
+        "vocab_size", vocab_size, minimum=minimum,
+        what=f"an integer of at least {minimum}, the base alphabet ({base_description} = {minimum} tokens)",
+    )
 
 
 def check_ids(ids: object) -> list[int]:
     """``ids`` as a list of Python ints (accepts NumPy/PyTorch integer scalars); clear errors otherwise."""
     if isinstance(ids, (str, bytes)):
-        raise TypeError(f"decode expects a sequence of integer ids, got {type(ids).__name__}; did you mean encode?")
+        raise ArgumentError(
+            f"decode expects a sequence of integer ids, got {type(ids).__name__}; did you mean encode?"
+        )
     if not isinstance(ids, Iterable):
-        raise TypeError(f"decode expects a sequence of integer ids, got {type(ids).__name__}")
+        raise ArgumentError(f"decode expects a sequence of integer ids, got {type(ids).__name__}")
     checked = []
     for position, token_id in enumerate(ids):
         if isinstance(token_id, bool):
-            raise TypeError(f"ids[{position}] is a bool; ids must be integers")
+            raise ArgumentError(f"ids[{position}] is a bool; ids must be integers")
         try:
             checked.append(operator.index(token_id))
         except TypeError:
-            raise TypeError(f"ids[{position}] = {token_id!r} is not an integer id") from None
+            raise ArgumentError(f"ids[{position}] = {token_id!r} is not an integer id") from None
     return checked
 
 
@@ -85,6 +87,7 @@ class Tokenizer(ABC):
     def __init__(self) -> None:
         self.merges = []
         self._trained = False
+        self._word_cache: dict[str, tuple[int, ...]] = {}
 
     # ----------------------------------------------------------------------- the contract
 
@@ -110,6 +113,10 @@ class Tokenizer(ABC):
         """The readable form of one token, as it appears in the vocabulary."""
 
     @abstractmethod
+    def _segment(self, word: str) -> tuple[int, ...]:
+        """The ids of one word (a pre-token): its base symbols merged by :func:`~course_lib.bpe.training.apply_ranks`."""
+
+    @abstractmethod
     def _encode_settled(self, text: str) -> tuple[list[int], int]:
         """The ids of the longest prefix of ``text`` whose tokens no continuation can change, and its length."""
 
@@ -131,6 +138,24 @@ class Tokenizer(ABC):
                 f"this {name} has no vocabulary yet: call .train(text, vocab_size) first, "
                 f"or load one with {name}.load(path)"
             )
+
+    def _word_ids(self, word: str) -> tuple[int, ...]:
+        """:meth:`_segment`, computed once per distinct word.
+
+        Text repeats its words, so encoding looks each one up here first. The cache is emptied when
+        it reaches ``WORD_CACHE_LIMIT`` entries (bounded memory on any corpus) and whenever the
+        vocabulary changes (``_forget_segmentations``).
+        """
+        ids = self._word_cache.get(word)
+        if ids is None:
+            ids = self._segment(word)
+            if len(self._word_cache) >= WORD_CACHE_LIMIT:
+                self._word_cache.clear()
+            self._word_cache[word] = ids
+        return ids
+
+    def _forget_segmentations(self) -> None:
+        self._word_cache = {}
 
     def tokens(self, text: str) -> list[str]:
         """``text`` cut into readable tokens: ``[id_to_token(i) for i in encode(text)]``."""

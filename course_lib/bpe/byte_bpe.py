@@ -12,7 +12,8 @@ Three ideas on top of character-level BPE:
    pre-tokenization, and always become their own single id: never split, never merged.
 
 Encoding a piece follows GPT-2's ``encoder.py``: start from its bytes, then repeatedly merge the
-adjacent pair that was learned earliest, until no learned pair is left.
+adjacent pair that was learned earliest, until no learned pair is left. That loop is
+:func:`~course_lib.bpe.training.apply_ranks`, the same one character-level BPE uses.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from typing import Any
 
 import regex
 
+from course_lib import checks
 from course_lib.bpe.base import Tokenizer, check_ids, check_text, check_vocab_size, iter_training_texts
 from course_lib.bpe.gpt2_files import (
     bytes_to_symbols,
@@ -34,7 +36,7 @@ from course_lib.bpe.gpt2_files import (
     symbols_to_bytes,
     write_gpt2_files,
 )
-from course_lib.bpe.training import learn_merges
+from course_lib.bpe.training import apply_ranks, learn_merges
 
 # GPT-2's pre-tokenization pattern, verbatim from its encoder.py.
 GPT2_SPLIT_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
@@ -42,7 +44,6 @@ ENDOFTEXT = "<|endoftext|>"
 # The pattern decides a piece by looking at most this many characters past its start ('re, 've, 'll).
 _PATTERN_LOOKAHEAD = 3
 _SINGLE_BYTES = tuple(bytes([byte]) for byte in range(256))
-_CACHE_LIMIT = 100_000
 
 
 def _utf8(text: str) -> bytes:
@@ -57,14 +58,17 @@ def _utf8(text: str) -> bytes:
 
 def _check_special_tokens(tokens: Iterable[str]) -> list[str]:
     if isinstance(tokens, str):
-        raise TypeError(f"special_tokens must be an iterable of strings, e.g. [{tokens!r}], not one str")
+        raise checks.ArgumentError(
+            f"special_tokens must be an iterable of strings, e.g. [{tokens!r}], not one str"
+        )
     checked: list[str] = []
-    for token in tokens:
-        if not isinstance(token, str) or not token:
-            raise ValueError(f"a special token must be a non-empty str, got {token!r}")
+    for position, token in enumerate(tokens):
+        checks.text(f"special_tokens[{position}]", token)
+        if not token:
+            raise checks.ArgumentError(f"special_tokens[{position}] is empty; a special token needs text")
         _utf8(token)
         if token in checked:
-            raise ValueError(f"special token {token!r} is listed twice")
+            raise checks.ArgumentError(f"special token {token!r} is listed twice")
         checked.append(token)
     return checked
 
@@ -91,12 +95,11 @@ class ByteBPE(Tokenizer):
         self.special_tokens: dict[str, int] = {}
         self._token_bytes: dict[int, bytes] = {}  # id -> bytes, special tokens excluded
         self._byte_ids: list[int] = []  # byte value -> id
-        self._ranks: dict[tuple[int, int], int] = {}  # (left id, right id) -> rank
+        self._ranks: dict[tuple[int, int], int] = {}  # (left id, right id) -> rank of the merge
         self._merged: dict[tuple[int, int], int] = {}  # (left id, right id) -> id of the merge
         self._decoder: dict[int, bytes] = {}  # id -> bytes, special tokens included
         self._pattern = regex.compile(GPT2_SPLIT_PATTERN)
         self._special_pattern: regex.Pattern | None = None
-        self._cache: dict[str, tuple[int, ...]] = {}
 
     # ----------------------------------------------------------------------- training
 
@@ -161,6 +164,7 @@ class ByteBPE(Tokenizer):
         missing = [byte for byte in range(256) if _SINGLE_BYTES[byte] not in ids_of]
         if missing:
             raise ValueError(f"the vocabulary lacks {len(missing)} of the 256 single bytes, e.g. byte {missing[0]}")
+        # Merges are applied to ids (integer pairs hash and compare faster than bytes pairs).
         ranks: dict[tuple[int, int], int] = {}
         merged: dict[tuple[int, int], int] = {}
         unique_merges = list(dict.fromkeys(merges))
@@ -188,7 +192,7 @@ class ByteBPE(Tokenizer):
         self._declared_specials = list(special_tokens)
         self._special_pattern = self._compile_specials(special_tokens)
         self._decoder = {**self._token_bytes, **{i: token.encode("utf-8") for token, i in special_tokens.items()}}
-        self._cache = {}
+        self._forget_segmentations()
         self._trained = True
 
     def add_special_tokens(self, tokens: Iterable[str]) -> dict[str, int]:
@@ -225,39 +229,10 @@ class ByteBPE(Tokenizer):
             raise ValueError(self._unknown_id_message(token_id))
         return bytes_to_symbols(self._token_bytes[token_id])
 
-    def _encode_piece(self, piece: str) -> tuple[int, ...]:
+    def _segment(self, piece: str) -> tuple[int, ...]:
         """The ids of one pre-token: its bytes, merged earliest-learned pair first."""
-        ids = [self._byte_ids[byte] for byte in _utf8(piece)]
-        ranks, merged = self._ranks, self._merged
-        while len(ids) > 1:
-            best_rank, best_pair = None, None
-            for pair in zip(ids, ids[1:]):
-                rank = ranks.get(pair)
-                if rank is not None and (best_rank is None or rank < best_rank):
-                    best_rank, best_pair = rank, pair
-            if best_pair is None:
-                break
-            left, right = best_pair
-            new_id = merged[best_pair]
-            out, i = [], 0
-            while i < len(ids):
-                if i < len(ids) - 1 and ids[i] == left and ids[i + 1] == right:
-                    out.append(new_id)
-                    i += 2
-                else:
-                    out.append(ids[i])
-                    i += 1
-            ids = out
-        return tuple(ids)
-
-    def _piece_ids(self, piece: str) -> tuple[int, ...]:
-        piece_ids = self._cache.get(piece)
-        if piece_ids is None:
-            piece_ids = self._encode_piece(piece)
-            if len(self._cache) >= _CACHE_LIMIT:
-                self._cache.clear()
-            self._cache[piece] = piece_ids
-        return piece_ids
+        byte_ids = self._byte_ids
+        return apply_ranks([byte_ids[byte] for byte in _utf8(piece)], self._ranks, self._merged)
 
     def _encode_upto(self, text: str, limit: int) -> tuple[list[int], int]:
         """The ids of the pieces of ``text`` that end at or before ``limit``, and where the last one ends.
@@ -275,7 +250,7 @@ class ByteBPE(Tokenizer):
                 position += len(piece)
                 if position > limit:
                     return ids, settled
-                ids.extend(self._piece_ids(piece))
+                ids.extend(self._word_ids(piece))
                 settled = position
             if special is None or special.end() > limit:
                 return ids, settled

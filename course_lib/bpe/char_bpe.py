@@ -22,7 +22,6 @@ from course_lib.bpe.training import apply_ranks, learn_merges, merge_ranks
 END_OF_WORD = "</w>"
 UNKNOWN = "[UNK]"
 _MARKERS = (UNKNOWN, END_OF_WORD)
-_CACHE_LIMIT = 100_000
 
 
 def word_counts_from_text(text: str | Iterable[str]) -> dict[tuple[str, ...], int]:
@@ -62,7 +61,6 @@ class CharBPE(Tokenizer):
         self.vocab: list[str] = []  # id -> symbol
         self._ids: dict[str, int] = {}
         self._ranks: dict[tuple[str, str], int] = {}
-        self._cache: dict[str, tuple[int, ...]] = {}
         self._base_size = 0
 
     # ----------------------------------------------------------------------- training
@@ -113,7 +111,7 @@ class CharBPE(Tokenizer):
         self.vocab, self._ids, self._base_size = vocab, ids, len(base)
         self.merges = unique_merges
         self._ranks = merge_ranks(unique_merges)
-        self._cache = {}
+        self._forget_segmentations()
         self._trained = True
 
     # ----------------------------------------------------------------------- encoding
@@ -138,23 +136,18 @@ class CharBPE(Tokenizer):
         self._require_trained()
         return apply_ranks(tuple(check_text(word, "word")) + (END_OF_WORD,), self._ranks)
 
-    def _encode_word(self, word: str) -> tuple[int, ...]:
-        cached = self._cache.get(word)
-        if cached is None:
-            unknown = self._ids[UNKNOWN]
-            symbols = apply_ranks(tuple(word) + (END_OF_WORD,), self._ranks)
-            cached = tuple(self._ids.get(symbol, unknown) for symbol in symbols)
-            if len(self._cache) >= _CACHE_LIMIT:
-                self._cache.clear()
-            self._cache[word] = cached
-        return cached
+    def _segment(self, word: str) -> tuple[int, ...]:
+        """The ids of one word: its characters and ``</w>``, merged earliest-learned pair first."""
+        unknown = self._ids[UNKNOWN]
+        symbols = apply_ranks(tuple(word) + (END_OF_WORD,), self._ranks)
+        return tuple(self._ids.get(symbol, unknown) for symbol in symbols)
 
     def encode(self, text: str) -> list[int]:
         """Ids of the words of ``text`` (split at whitespace); unseen characters become ``[UNK]``."""
         self._require_trained()
         ids: list[int] = []
         for word in check_text(text).split():
-            ids.extend(self._encode_word(word))
+            ids.extend(self._word_ids(word))
         return ids
 
     def decode(self, ids: Sequence[int]) -> str:

@@ -15,6 +15,8 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
+from course_lib.checks import non_negative_int
+
 MERGES_HEADER = "#version: 0.2"
 
 
@@ -77,8 +79,7 @@ def check_vocab(vocab: object, source: str = "vocab") -> dict[str, int]:
         raise ValueError(f"{source} must hold a JSON object mapping token strings to ids, got {type(vocab).__name__}")
     seen: dict[int, str] = {}
     for token, token_id in vocab.items():
-        if isinstance(token_id, bool) or not isinstance(token_id, int) or token_id < 0:
-            raise ValueError(f"{source}: the id of {token!r} is {token_id!r}; ids must be non-negative integers")
+        non_negative_int(f"{source}: the id of {token!r}", token_id)
         if token_id in seen:
             raise ValueError(f"{source}: id {token_id} is given to both {seen[token_id]!r} and {token!r}")
         seen[token_id] = token
