@@ -32,30 +32,44 @@ gates' weights are stacked along the first axis; ``W_A [h, i]`` is split into an
     GRU   weight_ih_l{l} (3*d_hidden, d_in), chunks r, z, n
 
 (rows ``H:2H`` with ``H = d_hidden``; the other gates likewise with their chunk.)
+:func:`lstm_book_to_pytorch` and :func:`lstm_pytorch_to_book` make that map in both directions,
+:func:`gru_book_to_pytorch` and :func:`gru_pytorch_to_book` the GRU's (its gates keep PyTorch's
+names, ``W_ir .. b_hn``).
+
+:data:`RECURRENT_LAYERS` names the three layers of the chapter, ``"rnn"``, ``"lstm"`` and ``"gru"``.
 """
 from __future__ import annotations
 
-import math
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from course_lib.rnn import RecurrentCell, RecurrentLayer, recurrent_parameter_count, rnn_parameter_count
+from course_lib.checks import finite_number, one_of
+from course_lib.rnn import RNN, RecurrentCell, RecurrentLayer, recurrent_parameter_count
 
 __all__ = [
+    "CELLS",
     "GRU",
     "GRUCell",
     "LSTM",
     "LSTMCell",
     "LSTMGates",
+    "LSTM_GATES",
+    "PYTORCH_LSTM_ORDER",
+    "RECURRENT_LAYERS",
+    "gru_book_to_pytorch",
+    "gru_pytorch_to_book",
+    "lstm_book_to_pytorch",
+    "lstm_pytorch_to_book",
+    "recurrent_layer",
     "gru_cell_update",
     "gru_parameter_count",
     "lstm_cell_update",
     "lstm_gates",
     "lstm_parameter_count",
-    "rnn_parameter_count",
 ]
 
 
@@ -99,9 +113,7 @@ def gru_cell_update(input_terms: Tensor, hidden_terms: Tensor, h_prev: Tensor) -
 
 
 def _check_forget_bias(forget_bias: object) -> float:
-    if isinstance(forget_bias, bool) or not isinstance(forget_bias, (int, float)) or not math.isfinite(forget_bias):
-        raise ValueError(f"forget_bias must be a finite number, got {forget_bias!r}")
-    return float(forget_bias)
+    return finite_number("forget_bias", forget_bias)
 
 
 def _set_forget_bias(bias_ih: Tensor, bias_hh: Tensor, d_hidden: int, forget_bias: float) -> None:
@@ -251,3 +263,78 @@ def lstm_parameter_count(d_in: int, d_hidden: int, num_layers: int = 1) -> int:
 def gru_parameter_count(d_in: int, d_hidden: int, num_layers: int = 1) -> int:
     """Parameters of :class:`GRU` (and ``nn.GRU``): ``3 * d_hidden * (d_layer_in + d_hidden + 2)`` per layer."""
     return recurrent_parameter_count(3, d_in, d_hidden, num_layers)
+
+
+# ---------------------------------------------------------------------------------------------
+# The book's gate names and PyTorch's stacked layout
+# ---------------------------------------------------------------------------------------------
+LSTM_GATES = ("A", "B", "C", "D")  # the book's forget, input, candidate (Ĉ) and output gates
+PYTORCH_LSTM_ORDER = ("B", "A", "C", "D")  # the book's names of PyTorch's chunks i, f, g, o
+GRU_GATES = ("r", "z", "n")  # PyTorch's chunks: reset, update, candidate (the book's h̃)
+
+
+def lstm_book_to_pytorch(weights: Mapping[str, object]) -> dict[str, Tensor]:
+    """The book's ``W_A .. W_D (d_hidden, d_hidden + d_in)``, acting on ``[h, i]``, and
+    ``b_A .. b_D (d_hidden,)`` as an ``nn.LSTMCell`` state dict.
+
+    ``W_X [h, i] = W_X[:, :H] h + W_X[:, H:] i``: the first ``H`` columns go to ``weight_hh``, the
+    rest to ``weight_ih``; the chunks are stacked in PyTorch's order i, f, g, o = B, A, Ĉ, D, and
+    all of each bias goes to ``bias_ih`` (``bias_hh`` is zero). Arrays keep their dtype.
+    """
+    W = {gate: torch.as_tensor(weights[f"W_{gate}"]) for gate in LSTM_GATES}
+    b = {gate: torch.as_tensor(weights[f"b_{gate}"]) for gate in LSTM_GATES}
+    H = W["A"].shape[0]
+    return {
+        "weight_ih": torch.cat([W[gate][:, H:] for gate in PYTORCH_LSTM_ORDER]),
+        "weight_hh": torch.cat([W[gate][:, :H] for gate in PYTORCH_LSTM_ORDER]),
+        "bias_ih": torch.cat([b[gate] for gate in PYTORCH_LSTM_ORDER]),
+        "bias_hh": torch.zeros(4 * H, dtype=b["A"].dtype),
+    }
+
+
+def lstm_pytorch_to_book(state_dict: Mapping[str, Tensor], layer: int | None = None) -> dict[str, Tensor]:
+    """``W_A .. W_D`` on ``[h, i]`` and ``b_A .. b_D = bias_ih + bias_hh`` from an LSTM cell's state
+    dict (``layer=None``) or from layer ``layer`` of an LSTM layer's (names ending ``_l{layer}``)."""
+    suffix = "" if layer is None else f"_l{layer}"
+    weight_ih, weight_hh, bias_ih, bias_hh = (
+        torch.as_tensor(state_dict[f"{name}{suffix}"]) for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+    chunks = zip(PYTORCH_LSTM_ORDER, weight_hh.chunk(4), weight_ih.chunk(4), (bias_ih + bias_hh).chunk(4))
+    book: dict[str, Tensor] = {}
+    for gate, W_h, W_i, b in chunks:
+        book[f"W_{gate}"] = torch.cat([W_h, W_i], dim=1)
+        book[f"b_{gate}"] = b
+    return {name: book[name] for name in sorted(book)}
+
+
+def gru_book_to_pytorch(weights: Mapping[str, object]) -> dict[str, Tensor]:
+    """``W_ir, W_iz, W_in (d_hidden, d_in)``, ``W_hr, W_hz, W_hn (d_hidden, d_hidden)`` and their
+    biases ``b_ir .. b_hn`` as an ``nn.GRUCell`` state dict (chunks r, z, n)."""
+    p = {name: torch.as_tensor(value) for name, value in weights.items()}
+    return {
+        "weight_ih": torch.cat([p[f"W_i{gate}"] for gate in GRU_GATES]),
+        "weight_hh": torch.cat([p[f"W_h{gate}"] for gate in GRU_GATES]),
+        "bias_ih": torch.cat([p[f"b_i{gate}"] for gate in GRU_GATES]),
+        "bias_hh": torch.cat([p[f"b_h{gate}"] for gate in GRU_GATES]),
+    }
+
+
+def gru_pytorch_to_book(state_dict: Mapping[str, Tensor], layer: int | None = None) -> dict[str, Tensor]:
+    """The inverse of :func:`gru_book_to_pytorch` (``layer`` as in :func:`lstm_pytorch_to_book`)."""
+    suffix = "" if layer is None else f"_l{layer}"
+    named: dict[str, Tensor] = {}
+    for kind, prefix in (("weight_ih", "W_i"), ("weight_hh", "W_h"), ("bias_ih", "b_i"), ("bias_hh", "b_h")):
+        for gate, chunk in zip(GRU_GATES, torch.as_tensor(state_dict[f"{kind}{suffix}"]).chunk(3)):
+            named[f"{prefix}{gate}"] = chunk
+    return named
+
+
+# ---------------------------------------------------------------------------------------------
+# The three layers of the chapter, by name
+# ---------------------------------------------------------------------------------------------
+RECURRENT_LAYERS: dict[str, type[RecurrentLayer]] = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
+CELLS = tuple(RECURRENT_LAYERS)
+
+
+def recurrent_layer(cell: str, d_in: int, d_hidden: int, num_layers: int = 1, *, fused: bool = False) -> RecurrentLayer:
+    """A fresh :class:`~course_lib.rnn.RNN` (tanh), :class:`LSTM` or :class:`GRU`, named by ``cell``."""
+    return RECURRENT_LAYERS[one_of("cell", cell, CELLS)](d_in, d_hidden, num_layers, fused=fused)

@@ -22,6 +22,9 @@ import math
 import torch
 import torch.nn as nn
 
+from course_lib.checks import positive_int, positive_number
+from course_lib.language_model import WindowLanguageModel
+
 Tensor = torch.Tensor
 
 __all__ = [
@@ -72,8 +75,7 @@ def one_hot(ids: Tensor, vocab_size: int) -> Tensor:
 
     Row ``k`` of the result has a single 1, in column ``ids[k]``.
     """
-    if not isinstance(vocab_size, int) or isinstance(vocab_size, bool) or vocab_size < 1:
-        raise ValueError(f"vocab_size must be a positive integer, got {vocab_size!r}")
+    positive_int("vocab_size", vocab_size)
     _check_ids(ids, vocab_size)
     vectors = torch.zeros(*ids.shape, vocab_size, device=ids.device)
     return vectors.scatter_(-1, ids.long().unsqueeze(-1), 1.0)
@@ -202,8 +204,12 @@ def cross_entropy(
 # --------------------------------------------------------------------------- the model
 
 
-class FixedWindowLM(nn.Module):
+class FixedWindowLM(nn.Module, WindowLanguageModel):
     """The neural probabilistic language model of Bengio et al. (2003).
+
+    As a :class:`~course_lib.language_model.LanguageModel` its state is the last n-1 ids, and a
+    sequence's first id (the start symbol) pads the window before it, as ``context_windows``'
+    ``boundary_id`` does.
 
     ``P(w_t | w_{t-n+1}, ..., w_{t-1}) = softmax(y)``, with
 
@@ -251,8 +257,7 @@ class FixedWindowLM(nn.Module):
             ("embedding_dim", embedding_dim),
             ("hidden_dim", hidden_dim),
         ]:
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            positive_int(name, value)
         self.vocab_size = vocab_size
         self.context_size = context_size
         self.embedding_dim = embedding_dim
@@ -304,9 +309,12 @@ class FixedWindowLM(nn.Module):
         Temperature below 1 sharpens the distribution towards the most likely token, above 1
         flattens it towards uniform.
         """
-        if not isinstance(temperature, (int, float)) or not math.isfinite(temperature) or temperature <= 0:
-            raise ValueError(f"temperature must be a positive finite number, got {temperature!r}")
+        temperature = positive_number("temperature", temperature)
         return softmax(self(context_ids) / temperature, dim=-1)
+
+    def window_log_probs(self, windows: Tensor) -> Tensor:
+        """``log softmax(y)`` for windows of n-1 ids ``(positions, n-1)``: ``(positions, V)``."""
+        return log_softmax(self(windows), dim=-1)
 
 
 # --------------------------------------------------------------------------- measuring
@@ -363,8 +371,7 @@ def context_windows(
         raise ValueError(f"ids must be a 1-D sequence of token ids, got shape {tuple(ids.shape)}")
     if ids.is_floating_point() or ids.dtype == torch.bool:
         raise TypeError(f"ids must be integer token ids, got dtype {ids.dtype}")
-    if not isinstance(context_size, int) or isinstance(context_size, bool) or context_size < 1:
-        raise ValueError(f"context_size must be a positive integer, got {context_size!r}")
+    positive_int("context_size", context_size)
     ids = ids.long()
     if boundary_id is not None:
         ids = torch.cat([torch.full((context_size,), int(boundary_id), dtype=torch.long), ids])

@@ -51,6 +51,11 @@ from itertools import chain
 from numbers import Real
 
 import numpy as np
+import torch
+from torch import Tensor
+
+from course_lib.checks import non_negative_int
+from course_lib.language_model import WindowLanguageModel, sample
 
 __all__ = [
     "BOS", "EOS", "UNK", "SMOOTHINGS", "NGramLM", "pad_sequence", "count_ngrams", "mle_probability",
@@ -348,8 +353,13 @@ class _Level:
 # The model
 # --------------------------------------------------------------------------------------------
 
-class NGramLM:
+class NGramLM(WindowLanguageModel):
     """An order-n language model P(w | h) with one of the smoothings in ``SMOOTHINGS``.
+
+    Two views of the same model: strings (``prob``, ``cross_entropy``, ``generate``, ...), and ids
+    of its vocabulary (``encode``/``decode``) through the course's
+    :class:`~course_lib.language_model.LanguageModel` protocol, whose state is the last n-1 ids
+    and whose first input is ``"<s>"`` (id ``BOS_ID``).
 
     Parameters
     ----------
@@ -783,27 +793,58 @@ class NGramLM:
         return math.exp(cross_entropy) if cross_entropy < 700 else math.inf
 
     def generate(self, max_tokens: int = 50, context: Sequence[str] = (), seed: int = 0) -> list[str]:
-        """Sample w ~ P(. | h) token after token, starting after ``context``.
+        """Sample w ~ P(. | h) token after token, starting after ``context``
+        (:func:`course_lib.language_model.sample`, with NumPy's generator seeded by ``seed``).
 
         Stops when ``"</s>"`` is drawn (it is not returned) or after ``max_tokens`` tokens.
         The same seed gives the same tokens.
         """
         self._require_fitted()
-        if isinstance(max_tokens, bool) or not isinstance(max_tokens, (int, np.integer)) or max_tokens < 0:
-            raise ValueError(f"max_tokens must be a non-negative integer, got {max_tokens!r}")
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-        rng = np.random.default_rng(seed)
-        history = list(self._context_ids(context))
-        width = self._order - 1
-        generated: list[str] = []
-        while len(generated) < max_tokens:
-            context_ids = np.asarray(history[len(history) - width:] if width else [], dtype=np.int64)
-            cumulative = np.cumsum(self._next_token_probabilities(context_ids))
-            token = int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right"))
-            token = min(token, len(self._vocabulary) - 1)
-            if token == EOS_ID:
-                break
-            generated.append(self._vocabulary[token])
-            history.append(token)
-        return generated
+        max_tokens = non_negative_int("max_tokens", max_tokens)
+        rng = np.random.default_rng(non_negative_int("seed", seed))
+        last_id = len(self._vocabulary) - 1
+
+        def draw(probabilities: Tensor) -> int:  # inverse of the cumulative distribution at a uniform draw
+            cumulative = np.cumsum(probabilities.numpy())
+            return min(int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right")), last_id)
+
+        prompt = [BOS_ID, *self.encode(_check_tokens(context, "context"))]
+        drawn = sample(self, prompt, max_tokens=max_tokens, stop_id=EOS_ID, draw=draw)
+        return self.decode(drawn)
+
+    # ---- the id view: the language-model protocol -------------------------------------------------
+
+    def encode(self, tokens: Sequence[str]) -> list[int]:
+        """The ids of ``tokens`` in V (``"<unk>"``'s for tokens outside it)."""
+        self._require_fitted()
+        return [self._index[token] for token in _check_tokens(tokens)]
+
+    def decode(self, ids: Iterable[int]) -> list[str]:
+        """The tokens of ids of V."""
+        vocabulary = self.vocabulary
+        return [vocabulary[int(i)] for i in ids]
+
+    @property
+    def context_size(self) -> int:
+        """n-1: the ids the protocol's state keeps."""
+        return self._order - 1
+
+    def window_log_probs(self, windows: Tensor) -> Tensor:
+        """ln P(. | h) for contexts of n-1 ids ``(positions, n-1)``: ``(positions, |V|)``, float64."""
+        self._require_fitted()
+        contexts = windows.cpu().numpy().astype(np.int64).reshape(windows.shape[0], self.context_size)
+        V = len(self._vocabulary)
+        every_word = np.column_stack([np.repeat(contexts, V, axis=0), np.tile(np.arange(V), contexts.shape[0])])
+        with np.errstate(divide="ignore"):
+            log_probs = np.log(self._probabilities(every_word))
+        return torch.from_numpy(log_probs.reshape(contexts.shape[0], V))
+
+    def token_log_probs(self, ids: Tensor) -> Tensor:
+        """ln P(ids[:, t+1] | ids[:, :t+1]) from the n-gram of each next token alone (not from the
+        whole distribution): ``(batch, time)`` -> ``(batch, time - 1)``, float64."""
+        self._require_fitted()
+        ids = self.check_ids(ids)
+        windows = self.windows(ids, self.initial_state(ids.shape[0]), self._order)[:, 1:]
+        with np.errstate(divide="ignore"):
+            log_probs = np.log(self._probabilities(windows.reshape(-1, self._order).cpu().numpy()))
+        return torch.from_numpy(log_probs.reshape(ids.shape[0], ids.shape[1] - 1))

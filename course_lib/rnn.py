@@ -10,7 +10,7 @@ and the loss is summed over time, ``L = sum_t l_t(o_t, y_t)``.
 Two twins of these equations live here:
 
 * PyTorch modules, written out as a loop over time (:class:`RNNCell`, :class:`RNN`,
-  :class:`CharRNNLM`), whose parameters are named and shaped exactly as in ``nn.RNN`` so that
+  and :class:`RecurrentLM`, a language model around any recurrent layer), whose parameters are named and shaped exactly as in ``nn.RNN`` so that
   ``load_state_dict`` from PyTorch works directly;
 * a NumPy forward and hand-written backward pass (:func:`rnn_forward_numpy`,
   :func:`rnn_backward_numpy`) that spell out backpropagation through time step by step,
@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from numbers import Real
 from typing import ClassVar
 
 import numpy as np
@@ -42,12 +41,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from course_lib.checks import number, one_of, positive_int
+from course_lib.language_model import LanguageModel
+
 __all__ = [
     "ACTIVATIONS",
-    "CharRNNLM",
     "RNN",
     "RNNCell",
     "RecurrentCell",
+    "RecurrentLM",
     "RecurrentLayer",
     "clip_grad_norm",
     "hidden_state_jacobian_norms",
@@ -55,6 +57,7 @@ __all__ = [
     "rnn_forward_numpy",
     "rnn_parameter_count",
     "rnn_params_numpy",
+    "recurrent_parameter_count",
 ]
 
 ACTIVATIONS = ("tanh", "relu")
@@ -63,19 +66,8 @@ ACTIVATIONS = ("tanh", "relu")
 # ---------------------------------------------------------------------------------------------
 # Argument checks shared by every recurrent module
 # ---------------------------------------------------------------------------------------------
-def _check_positive_int(name: str, value: object) -> int:
-    """``value`` if it is an integer >= 1, else a ValueError/TypeError naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be a positive integer, got {value!r} of type {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value}")
-    return int(value)
-
-
 def _check_activation(activation: object, allowed: tuple[str, ...] = ACTIVATIONS) -> str:
-    if activation not in allowed:
-        raise ValueError(f"activation/nonlinearity must be one of {allowed}, got {activation!r}")
-    return str(activation)
+    return one_of("activation/nonlinearity", activation, allowed)
 
 
 def _check_tensor_like(name: str, tensor: object, reference: Tensor) -> Tensor:
@@ -131,8 +123,8 @@ class RecurrentCell(nn.Module):
 
     def __init__(self, d_in: int, d_hidden: int) -> None:
         super().__init__()
-        self.d_in = _check_positive_int("d_in", d_in)
-        self.d_hidden = _check_positive_int("d_hidden", d_hidden)
+        self.d_in = positive_int("d_in", d_in)
+        self.d_hidden = positive_int("d_hidden", d_hidden)
         rows = self.gate_count * self.d_hidden
         self.weight_ih = nn.Parameter(torch.empty(rows, self.d_in))
         self.weight_hh = nn.Parameter(torch.empty(rows, self.d_hidden))
@@ -210,9 +202,9 @@ class RecurrentLayer(nn.Module):
 
     def __init__(self, d_in: int, d_hidden: int, num_layers: int = 1, *, fused: bool = False) -> None:
         super().__init__()
-        self.d_in = _check_positive_int("d_in", d_in)
-        self.d_hidden = _check_positive_int("d_hidden", d_hidden)
-        self.num_layers = _check_positive_int("num_layers", num_layers)
+        self.d_in = positive_int("d_in", d_in)
+        self.d_hidden = positive_int("d_hidden", d_hidden)
+        self.num_layers = positive_int("num_layers", num_layers)
         self.fused = bool(fused)
         rows = self.gate_count * self.d_hidden
         for layer in range(self.num_layers):
@@ -337,10 +329,10 @@ def recurrent_parameter_count(gate_count: int, d_in: int, d_hidden: int, num_lay
     Per layer: ``gate_count * d_hidden * (d_layer_in + d_hidden + 2)`` (two weight matrices,
     two bias vectors); layer 0 reads ``d_in`` features, the others ``d_hidden``.
     """
-    gate_count = _check_positive_int("gate_count", gate_count)
-    d_in = _check_positive_int("d_in", d_in)
-    d_hidden = _check_positive_int("d_hidden", d_hidden)
-    num_layers = _check_positive_int("num_layers", num_layers)
+    gate_count = positive_int("gate_count", gate_count)
+    d_in = positive_int("d_in", d_in)
+    d_hidden = positive_int("d_hidden", d_hidden)
+    num_layers = positive_int("num_layers", num_layers)
     first = gate_count * d_hidden * (d_in + d_hidden + 2)
     rest = gate_count * d_hidden * (d_hidden + d_hidden + 2)
     return first + (num_layers - 1) * rest
@@ -360,9 +352,9 @@ PARAM_NAMES = ("W_hi", "W_hh", "b_h", "W_oh", "b_o")
 def rnn_params_numpy(d_in: int, d_hidden: int, d_out: int, seed: int = 0) -> dict[str, np.ndarray]:
     """Random float64 parameters ``W_hi (d_hidden, d_in), W_hh (d_hidden, d_hidden), b_h (d_hidden,),
     W_oh (d_out, d_hidden), b_o (d_out,)``, uniform in ``±1/sqrt(d_hidden)`` as PyTorch draws them."""
-    d_in = _check_positive_int("d_in", d_in)
-    d_hidden = _check_positive_int("d_hidden", d_hidden)
-    d_out = _check_positive_int("d_out", d_out)
+    d_in = positive_int("d_in", d_in)
+    d_hidden = positive_int("d_hidden", d_hidden)
+    d_out = positive_int("d_out", d_out)
     rng = np.random.default_rng(seed)
     bound = 1.0 / math.sqrt(d_hidden)
     shapes = {"W_hi": (d_hidden, d_in), "W_hh": (d_hidden, d_hidden), "b_h": (d_hidden,),
@@ -480,7 +472,7 @@ def rnn_backward_numpy(cache: dict, k: int | None = None) -> dict[str, np.ndarra
     if not isinstance(cache, dict) or "h" not in cache or "p" not in cache:
         raise TypeError("cache must be the dict returned by rnn_forward_numpy")
     if k is not None:
-        k = _check_positive_int("k (truncation length)", k)
+        k = positive_int("k (truncation length)", k)
     p = cache["params"]
     W_hh, W_oh = p["W_hh"], p["W_oh"]
     inputs, targets, h, probs = cache["inputs"], cache["targets"], cache["h"], cache["p"]
@@ -531,7 +523,7 @@ def hidden_state_jacobian_norms(
     activation = _check_activation(activation, ACTIVATIONS + ("linear",))
     if norm not in ("spectral", "frobenius"):
         raise ValueError(f"norm must be 'spectral' or 'frobenius', got {norm!r}")
-    T = _check_positive_int("T", T)
+    T = positive_int("T", T)
     W_hh = np.asarray(W_hh, dtype=np.float64)
     if W_hh.ndim != 2 or W_hh.shape[0] != W_hh.shape[1]:
         raise ValueError(f"W_hh must be a square matrix (d_hidden, d_hidden), got shape {W_hh.shape}")
@@ -577,8 +569,7 @@ def clip_grad_norm(
     Returns ``||g||`` before clipping, as ``torch.nn.utils.clip_grad_norm_`` does; parameters
     without a gradient are skipped, and with none at all the norm is 0.
     """
-    if isinstance(max_norm, bool) or not isinstance(max_norm, Real) or not math.isfinite(max_norm) or max_norm <= 0:
-        raise ValueError(f"max_norm must be a positive finite number, got {max_norm!r}")
+    max_norm = number("max_norm", max_norm, above=0.0, what="a positive finite number")
     if isinstance(parameters, Tensor):
         parameters = [parameters]
     parameters = list(parameters)
@@ -599,47 +590,41 @@ def clip_grad_norm(
 
 
 # ---------------------------------------------------------------------------------------------
-# A character-level language model
+# A recurrent language model: embedding, any recurrent layer, read-out
 # ---------------------------------------------------------------------------------------------
-CELLS = ("rnn", "lstm", "gru")
+class RecurrentLM(nn.Module, LanguageModel):
+    """Embedding -> a recurrent layer -> linear read-out to vocabulary logits::
 
+        i_t = E[x_t],   (h_t, state_t) = layer(i_t, state_{t-1}),   o_t = softmax(W_oh h_t + b_o)
 
-class CharRNNLM(nn.Module):
-    """Embedding -> recurrent layers -> linear read-out to vocabulary logits.
-
+    ``layer`` is any :class:`RecurrentLayer` (:class:`RNN` here, ``LSTM`` and ``GRU`` from
+    :mod:`course_lib.lstm`); the embedding has the layer's ``d_in`` features.
     ``forward(ids (batch, time)) -> logits (batch, time, vocab_size)``: the logits at position t
-    score the token at t + 1. ``cell`` picks this package's :class:`RNN`, ``LSTM`` or ``GRU``;
-    ``fused=True`` runs PyTorch's module on the same parameters. State-dict names:
-    ``embedding.weight``, ``rnn.*`` (PyTorch's ``nn.RNN/LSTM/GRU`` names), ``readout.weight`` (W_oh)
-    and ``readout.bias`` (b_o).
+    score the token at t + 1. State-dict names: ``embedding.weight``, ``rnn.*`` (PyTorch's
+    ``nn.RNN/LSTM/GRU`` names), ``readout.weight`` (W_oh) and ``readout.bias`` (b_o).
+
+    As a :class:`~course_lib.language_model.LanguageModel` its state is the layer's,
+    ``(num_layers, batch, d_hidden)`` (a pair ``(h, C)`` for the LSTM), batch along dimension 1.
     """
 
-    def __init__(
-        self,
-        vocab_size: int,
-        d_embed: int,
-        d_hidden: int,
-        num_layers: int = 1,
-        cell: str = "rnn",
-        *,
-        fused: bool = False,
-        nonlinearity: str = "tanh",
-    ) -> None:
-        super().__init__()
-        from course_lib.lstm import GRU, LSTM  # the next chapter's layers, built on this module
+    state_batch_dim = 1
 
-        if cell not in CELLS:
-            raise ValueError(f"cell must be one of {CELLS}, got {cell!r}")
-        if cell != "rnn" and nonlinearity != "tanh":
-            raise ValueError(f"nonlinearity applies to cell='rnn' only; the {cell.upper()} has its own gates")
-        self.vocab_size = _check_positive_int("vocab_size", vocab_size)
-        self.cell = cell
-        self.embedding = nn.Embedding(self.vocab_size, _check_positive_int("d_embed", d_embed))
-        if cell == "rnn":
-            self.rnn = RNN(d_embed, d_hidden, num_layers, nonlinearity, fused=fused)
-        else:
-            self.rnn = (LSTM if cell == "lstm" else GRU)(d_embed, d_hidden, num_layers, fused=fused)
-        self.readout = nn.Linear(d_hidden, self.vocab_size)
+    def __init__(self, vocab_size: int, layer: RecurrentLayer) -> None:
+        super().__init__()
+        if not isinstance(layer, RecurrentLayer):
+            raise TypeError(f"layer must be a RecurrentLayer (RNN, LSTM or GRU of course_lib), "
+                            f"got {type(layer).__name__}")
+        self.vocab_size = positive_int("vocab_size", vocab_size)
+        self.embedding = nn.Embedding(self.vocab_size, layer.d_in)
+        self.rnn = layer
+        self.readout = nn.Linear(layer.d_hidden, self.vocab_size)
+
+    def reset_parameters(self) -> None:
+        """Draw every weight afresh, in the order embedding, layer, read-out (the order in which a
+        recipe's seed has always drawn them, so that its checkpoint can be reproduced)."""
+        self.embedding.reset_parameters()
+        self.rnn.reset_parameters()
+        self.readout.reset_parameters()
 
     @property
     def fused(self) -> bool:
@@ -652,21 +637,24 @@ class CharRNNLM(nn.Module):
     def forward_with_state(self, ids: Tensor, state=None):
         """``(logits (batch, time, vocab_size), final state)``; pass the state back in to continue
         a sequence (as when generating one token at a time)."""
-        if not isinstance(ids, Tensor) or ids.dtype not in (torch.int64, torch.int32):
-            got = ids.dtype if isinstance(ids, Tensor) else type(ids).__name__
-            raise TypeError(f"ids must be an integer tensor (torch.long) of token ids, got {got}")
-        if ids.dim() != 2:
-            raise ValueError(
-                f"ids must have shape (batch, time), got {tuple(ids.shape)}"
-                " (add a batch dimension with ids.unsqueeze(0))"
-            )
-        if ids.numel() and (ids.min() < 0 or ids.max() >= self.vocab_size):
-            raise ValueError(
-                f"ids must lie in [0, vocab_size) = [0, {self.vocab_size}),"
-                f" got values in [{ids.min().item()}, {ids.max().item()}]"
-            )
+        ids = self.check_ids(ids)
         hidden_states, state = self.rnn(self.embedding(ids), state)
         return self.readout(hidden_states), state
 
     def forward(self, ids: Tensor, state=None) -> Tensor:
         return self.forward_with_state(ids, state)[0]
+
+    # ---- the language-model protocol ----------------------------------------------------------
+    def initial_state(self, batch_size: int):
+        """Zeros, ``(num_layers, batch, d_hidden)`` (the LSTM: a pair of them)."""
+        states = self.rnn.check_state(None, positive_int("batch_size", batch_size))
+        return states[0] if len(states) == 1 else states
+
+    def read(self, ids: Tensor, state):
+        """The whole chunk in one pass of the layer: ``(log_probs (batch, time, vocab), state)``."""
+        logits, state = self.forward_with_state(ids, state)
+        return torch.log_softmax(logits, dim=-1), state
+
+    def step(self, tokens: Tensor, state):
+        log_probs, state = self.read(tokens.reshape(-1, 1), state)
+        return log_probs[:, 0], state

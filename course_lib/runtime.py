@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
+
+from course_lib.checks import integer, non_negative_int
 
 DEFAULT_THREADS = 1  # small models gain little from more, and one thread gives the same sums everywhere
 
 
 def seed_everything(seed: int = 0, threads: int = DEFAULT_THREADS) -> None:
     """Seed Python's, NumPy's and PyTorch's generators and fix PyTorch's thread count."""
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    if not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"threads must be a positive integer, got {threads!r}")
+    seed = non_negative_int("seed", seed)
+    threads = integer("threads", threads, minimum=1)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     os.environ["PYTHONHASHSEED"] = str(seed)
@@ -50,3 +52,24 @@ def pick_device(preference: str | None = None) -> "torch.device":
     if preference == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise RuntimeError("device 'mps' was asked for but MPS is not available; use 'cpu' or 'auto'")
     return torch.device(preference)
+
+
+@contextmanager
+def evaluation_mode(model: object) -> Iterator[object]:
+    """Run the block with ``model`` in evaluation mode (dropout off) and without gradients, then
+    put it back in the mode it was in, even if the block raises.
+
+    Any object is accepted: one that is not a ``torch.nn.Module`` (an n-gram model) has no mode,
+    and only the gradients are switched off.
+    """
+    import torch
+
+    was_training = getattr(model, "training", None)
+    if isinstance(model, torch.nn.Module):
+        model.eval()
+    try:
+        with torch.no_grad():
+            yield model
+    finally:
+        if isinstance(model, torch.nn.Module):
+            model.train(bool(was_training))

@@ -13,7 +13,7 @@ from course_lib.recipes import checkpoint_path
 from course_lib.recipes.ch04_rnn import (BOUNDARY, build_model, char_vocabulary, corpus, encode_story, sample_story,
                                          story_batches, story_nats)
 from course_lib.train import IGNORE_INDEX
-from course_lib.rnn import CharRNNLM
+from course_lib.rnn import RNN, RecurrentLM
 
 STORIES = ["Mia had a red ball.", "Tom ran. The end.", "A cat sat?"]
 
@@ -24,9 +24,9 @@ def vocabulary() -> Vocabulary:
 
 
 @pytest.fixture(scope="module")
-def model(vocabulary) -> CharRNNLM:
+def model(vocabulary) -> RecurrentLM:
     torch.manual_seed(0)
-    return CharRNNLM(len(vocabulary), 4, 8)
+    return RecurrentLM(len(vocabulary), RNN(4, 8))
 
 
 def test_the_vocabulary_has_unk_first_then_every_character_and_the_newline(vocabulary):
@@ -84,7 +84,7 @@ def test_sampling_is_seeded_starts_from_the_prompt_and_stops_at_the_newline(mode
     samples = {sample_story(model, vocabulary, "Mia", seed=seed, max_chars=40) for seed in range(5)}
     assert len(samples) > 1
 
-    certain_end = CharRNNLM(len(vocabulary), 4, 8)
+    certain_end = RecurrentLM(len(vocabulary), RNN(4, 8))
     with torch.no_grad():
         certain_end.readout.bias.fill_(-50.0)
         certain_end.readout.bias[vocabulary.token_to_id(BOUNDARY)] = 50.0
@@ -103,8 +103,8 @@ def test_sampling_rejects_bad_settings(model, vocabulary, kwargs, error, words):
 
 def test_a_model_and_vocabulary_that_do_not_match_are_refused(vocabulary):
     with pytest.raises(ValueError, match="vocabulary the model was trained with"):
-        story_nats(CharRNNLM(len(vocabulary) + 1, 4, 8), vocabulary, STORIES)
-    with pytest.raises(TypeError, match="CharRNNLM"):
+        story_nats(RecurrentLM(len(vocabulary) + 1, RNN(4, 8)), vocabulary, STORIES)
+    with pytest.raises(TypeError, match="RecurrentLM"):
         sample_story(torch.nn.Linear(2, 2), vocabulary)
 
 
@@ -113,7 +113,7 @@ def test_the_recipe_model_reads_the_training_characters_and_the_checkpoint_store
 
     vocabulary = char_vocabulary([story.text for story in corpus().train])
     model = build_model()
-    assert model.vocab_size == len(vocabulary) and model.fused and model.cell == "rnn"
+    assert model.vocab_size == len(vocabulary) and model.fused and type(model.rnn) is RNN
     metadata = read_checkpoint_metadata(checkpoint_path("ch04_char_rnn"))
     assert Vocabulary.from_json(metadata["vocabulary"]) == vocabulary
     assert metadata["val_loss"] and min(metadata["val_loss"]) < math.log(len(vocabulary))

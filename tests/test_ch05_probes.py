@@ -11,7 +11,8 @@ from course_lib.data.probes import Probe, make_probes, probe_answers
 from course_lib.data.stories import StoryShape
 from course_lib.data.text import Vocabulary, word_tokenize
 from course_lib.recipes import ch05_lstm_gru as ch05
-from course_lib.rnn import CharRNNLM
+from course_lib.lstm import recurrent_layer
+from course_lib.rnn import RNN, RecurrentLM
 from course_lib.train import IGNORE_INDEX
 from course_lib.widgets import ProbeExplorer, candidate_table, probe_explorer, probe_fact_index, probe_html
 
@@ -22,9 +23,9 @@ def vocabulary() -> Vocabulary:
 
 
 @pytest.fixture(scope="module", params=["rnn", "lstm", "gru"])
-def model(request, vocabulary) -> CharRNNLM:
+def model(request, vocabulary) -> RecurrentLM:
     torch.manual_seed(5)
-    lm = CharRNNLM(len(vocabulary), 8, 12, cell=request.param, fused=True)
+    lm = RecurrentLM(len(vocabulary), recurrent_layer(request.param, 8, 12, fused=True))
     with torch.no_grad():
         lm.readout.weight.mul_(20)  # a peaked distribution, so that the probabilities differ visibly
     return lm.eval()
@@ -108,9 +109,9 @@ def test_score_probes_gives_the_softmax_at_the_end_of_each_prompt_for_the_candid
 def test_score_probes_refuses_a_vocabulary_the_model_was_not_trained_with(probes):
     small = Vocabulary(["red"], specials=("<pad>", "<unk>", "<s>", "</s>"))
     with pytest.raises(ValueError, match="vocabulary"):
-        ch05.score_probes(CharRNNLM(len(small) + 1, 4, 4), small, probes)
+        ch05.score_probes(RecurrentLM(len(small) + 1, RNN(4, 4)), small, probes)
     with pytest.raises(ValueError, match="lacks the candidate answers"):
-        ch05.score_probes(CharRNNLM(len(small), 4, 4), small, probes)
+        ch05.score_probes(RecurrentLM(len(small), RNN(4, 4)), small, probes)
 
 
 def test_the_three_models_have_the_same_number_of_parameters_within_a_fifth_of_a_percent():
@@ -189,7 +190,7 @@ def test_the_explorer_rejects_bad_arguments(arguments, error, words):
 
 def test_chance_is_what_a_uniform_bet_scores(vocabulary, probes):
     """A model whose logits ignore the prompt picks one fixed colour: right for 1/12 of colour facts."""
-    uniform = CharRNNLM(len(vocabulary), 4, 4)
+    uniform = RecurrentLM(len(vocabulary), RNN(4, 4))
     with torch.no_grad():
         for parameter in uniform.parameters():
             parameter.zero_()

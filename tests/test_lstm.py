@@ -18,8 +18,12 @@ from course_lib.lstm import (
     lstm_cell_update,
     lstm_gates,
     lstm_parameter_count,
-    rnn_parameter_count,
+    gru_book_to_pytorch,
+    gru_pytorch_to_book,
+    lstm_book_to_pytorch,
+    lstm_pytorch_to_book,
 )
+from course_lib.rnn import rnn_parameter_count
 
 TOLERANCE = 1e-5
 
@@ -163,6 +167,41 @@ def test_book_gates_map_onto_torch_chunks():
     gates = lstm_gates(preactivations)
     for ours_gate, book_gate in zip(gates, (A, B, C_hat, D)):
         assert max_abs(ours_gate, book_gate) <= 1e-6
+
+
+def test_the_gate_map_writes_the_books_lstm_into_pytorch_and_back():
+    torch.manual_seed(5)
+    H, d_in = 4, 3
+    book = {f"W_{g}": torch.randn(H, H + d_in, dtype=torch.float64) for g in "ABCD"}
+    book |= {f"b_{g}": torch.randn(H, dtype=torch.float64) for g in "ABCD"}
+    reference = nn.LSTMCell(d_in, H).double()
+    reference.load_state_dict(lstm_book_to_pytorch(book))
+    i_t, h_prev, C_prev = (torch.randn(2, n, dtype=torch.float64) for n in (d_in, H, H))
+    h_i = torch.cat([h_prev, i_t], dim=1)  # [h_{t-1}, i_t]
+    A, B, D = (torch.sigmoid(h_i @ book[f"W_{g}"].T + book[f"b_{g}"]) for g in "ABD")
+    C = A * C_prev + B * torch.tanh(h_i @ book["W_C"].T + book["b_C"])
+    with torch.no_grad():
+        expected_h, expected_C = reference(i_t, (h_prev, C_prev))
+    assert max_abs(D * torch.tanh(C), expected_h) <= 1e-12 and max_abs(C, expected_C) <= 1e-12
+    back = lstm_pytorch_to_book(reference.state_dict())
+    assert sorted(back) == sorted(book) and all(torch.allclose(back[k], book[k]) for k in book)
+    layer = LSTM(d_in, H, forget_bias=1.0).double()  # a layer's names end in _l0; its two biases add up
+    assert torch.equal(lstm_pytorch_to_book(layer.state_dict(), layer=0)["b_A"], torch.ones(H, dtype=torch.float64))
+
+
+def test_the_gru_map_names_pytorchs_chunks_and_inverts():
+    torch.manual_seed(6)
+    reference = nn.GRUCell(3, 4).double()
+    named = gru_pytorch_to_book(reference.state_dict())
+    assert sorted(named) == sorted(f"{p}{g}" for p in ("W_i", "W_h", "b_i", "b_h") for g in "rzn")
+    x_t, h_prev = torch.randn(2, 3, dtype=torch.float64), torch.randn(2, 4, dtype=torch.float64)
+    r = torch.sigmoid(x_t @ named["W_ir"].T + named["b_ir"] + h_prev @ named["W_hr"].T + named["b_hr"])
+    z = torch.sigmoid(x_t @ named["W_iz"].T + named["b_iz"] + h_prev @ named["W_hz"].T + named["b_hz"])
+    n = torch.tanh(x_t @ named["W_in"].T + named["b_in"] + r * (h_prev @ named["W_hn"].T + named["b_hn"]))
+    with torch.no_grad():
+        assert max_abs((1 - z) * n + z * h_prev, reference(x_t, h_prev)) <= 1e-12
+    rebuilt = gru_book_to_pytorch(named)
+    assert all(torch.equal(rebuilt[k], v) for k, v in reference.state_dict().items())
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,9 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+from course_lib.lstm import LSTM, recurrent_layer
 from course_lib.rnn import (
     RNN,
-    CharRNNLM,
+    RecurrentLM,
     RNNCell,
     clip_grad_norm,
     hidden_state_jacobian_norms,
@@ -333,12 +334,12 @@ def test_clipped_norm_never_exceeds_max_norm(scale, max_norm, seed):
 
 
 # ---------------------------------------------------------------------------------------------
-# The character-level language model
+# The recurrent language model: embedding, any recurrent layer, read-out
 # ---------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
-def test_char_rnn_lm_equals_torch_composition(cell):
+def test_recurrent_lm_equals_torch_composition(cell):
     torch.manual_seed(2)
-    model = CharRNNLM(vocab_size=11, d_embed=4, d_hidden=6, num_layers=2, cell=cell)
+    model = RecurrentLM(11, recurrent_layer(cell, 4, 6, num_layers=2))
     recurrent = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[cell](4, 6, 2, batch_first=True)
     recurrent.load_state_dict(model.rnn.state_dict())
     ids = torch.randint(0, 11, (3, 8))
@@ -357,10 +358,10 @@ def test_char_rnn_lm_equals_torch_composition(cell):
     assert max_abs(torch.cat([first, second], dim=1), logits) <= 1e-5
 
 
-def test_char_rnn_lm_state_dict_is_the_same_fused_or_not():
+def test_recurrent_lm_state_dict_is_the_same_fused_or_not():
     torch.manual_seed(3)
-    scratch = CharRNNLM(7, 3, 5, cell="lstm")
-    fused = CharRNNLM(7, 3, 5, cell="lstm", fused=True)
+    scratch = RecurrentLM(7, LSTM(3, 5))
+    fused = RecurrentLM(7, LSTM(3, 5, fused=True))
     assert list(scratch.state_dict()) == list(fused.state_dict())
     fused.load_state_dict(scratch.state_dict())
     ids = torch.randint(0, 7, (2, 6))
@@ -433,7 +434,7 @@ def test_jacobian_clip_and_language_model_errors():
     with pytest.raises(RuntimeError, match="total gradient norm is inf"):
         clip_grad_norm([parameter], 1.0, error_if_nonfinite=True)
 
-    model = CharRNNLM(5, 2, 3)
+    model = RecurrentLM(5, RNN(2, 3))
     with pytest.raises(ValueError, match=r"ids must lie in \[0, vocab_size\) = \[0, 5\)"):
         model(torch.tensor([[0, 5]]))
     with pytest.raises(TypeError, match="integer tensor"):
@@ -441,6 +442,6 @@ def test_jacobian_clip_and_language_model_errors():
     with pytest.raises(ValueError, match=r"\(batch, time\)"):
         model(torch.tensor([0, 1]))
     with pytest.raises(ValueError, match="cell must be one of"):
-        CharRNNLM(5, 2, 3, cell="transformer")
-    with pytest.raises(ValueError, match="nonlinearity applies to cell='rnn' only"):
-        CharRNNLM(5, 2, 3, cell="lstm", nonlinearity="relu")
+        recurrent_layer("transformer", 2, 3)
+    with pytest.raises(TypeError, match="layer must be a RecurrentLayer"):
+        RecurrentLM(5, nn.RNN(2, 3))

@@ -1,6 +1,6 @@
 """Chapter 4's experiment: a character-level vanilla RNN language model on the story corpus.
 
-The model (:class:`~course_lib.rnn.CharRNNLM`, ``cell="rnn"``) reads one character at a time and
+The model (:class:`~course_lib.rnn.RecurrentLM`, ``cell="rnn"``) reads one character at a time and
 predicts the next one. It is trained on the training split of Chapters 1 and 3 (the same 1,000
 stories), so that its perplexity can stand beside theirs.
 
@@ -28,7 +28,7 @@ from torch import Tensor
 from course_lib.data.corpus import StoryCorpus, story_corpus
 from course_lib.data.text import Vocabulary
 from course_lib.recipes import Recipe
-from course_lib.rnn import CharRNNLM
+from course_lib.rnn import RNN, RecurrentLM
 from course_lib.runtime import seed_everything
 from course_lib.train import TrainConfig, pad_sequences, sequence_nats, train
 
@@ -125,9 +125,9 @@ def story_batches(sequences: Sequence[Sequence[int]], batch_size: int, pad_id: i
 # ---------------------------------------------------------------------------------------------
 # Evaluation and sampling, exactly as trained
 # ---------------------------------------------------------------------------------------------
-def _check_model(model: object, vocabulary: Vocabulary) -> CharRNNLM:
-    if not isinstance(model, CharRNNLM):
-        raise TypeError(f"model must be a CharRNNLM, got {type(model).__name__}")
+def _check_model(model: object, vocabulary: Vocabulary) -> RecurrentLM:
+    if not isinstance(model, RecurrentLM):
+        raise TypeError(f"model must be a RecurrentLM, got {type(model).__name__}")
     if not isinstance(vocabulary, Vocabulary):
         raise TypeError(f"vocabulary must be a Vocabulary, got {type(vocabulary).__name__}")
     if model.vocab_size != len(vocabulary):
@@ -136,7 +136,7 @@ def _check_model(model: object, vocabulary: Vocabulary) -> CharRNNLM:
     return model
 
 
-def story_nats(model: CharRNNLM, vocabulary: Vocabulary, texts: Sequence[str],
+def story_nats(model: RecurrentLM, vocabulary: Vocabulary, texts: Sequence[str],
                batch_size: int = 50) -> tuple[float, int]:
     """``(total nats, predicted characters)`` of whole stories, each read from a zero state.
 
@@ -151,7 +151,7 @@ def story_nats(model: CharRNNLM, vocabulary: Vocabulary, texts: Sequence[str],
     return sequence_nats(model, sequences, vocabulary.token_to_id(BOUNDARY), batch_size)
 
 
-def sample_story(model: CharRNNLM, vocabulary: Vocabulary, prompt: str = "", *, seed: int = 0,
+def sample_story(model: RecurrentLM, vocabulary: Vocabulary, prompt: str = "", *, seed: int = 0,
                  max_chars: int = 600, temperature: float = 1.0) -> str:
     """A story drawn one character at a time after ``"\\n" + prompt``, until the model writes ``"\\n"``.
 
@@ -190,14 +190,14 @@ def sample_story(model: CharRNNLM, vocabulary: Vocabulary, prompt: str = "", *, 
 # ---------------------------------------------------------------------------------------------
 # The recipe
 # ---------------------------------------------------------------------------------------------
-def build_model(vocab_size: int | None = None) -> CharRNNLM:
+def build_model(vocab_size: int | None = None) -> RecurrentLM:
     """The untrained model: embedding 32, one tanh RNN layer of 384 units, fused (PyTorch's ``nn.RNN``)."""
     size = len(_training_vocabulary()) if vocab_size is None else vocab_size
-    return CharRNNLM(size, D_EMBED, D_HIDDEN, cell="rnn", fused=True)
+    return RecurrentLM(size, RNN(D_EMBED, D_HIDDEN, fused=True))
 
 
 def train_char_rnn(seed: int = 0, steps: int | None = None,
-                   settings: Settings = SETTINGS) -> tuple[CharRNNLM, dict[str, Any]]:
+                   settings: Settings = SETTINGS) -> tuple[RecurrentLM, dict[str, Any]]:
     """Train the model on whole stories; the metadata holds the settings, the vocabulary and the history.
 
     Validation losses are the mean of per-batch mean losses over the validation split (nats per
@@ -212,6 +212,8 @@ def train_char_rnn(seed: int = 0, steps: int | None = None,
     validation_batches = [pad_sequences(validation_sequences[i : i + 50], pad)
                           for i in range(0, len(validation_sequences), 50)]
     model = build_model(len(vocabulary))
+    seed_everything(seed)
+    model.reset_parameters()  # the seed draws the embedding, the layer, the read-out, in that order
     config = TrainConfig(max_steps=steps, batch_size=settings.batch_size, learning_rate=settings.learning_rate,
                          weight_decay=settings.weight_decay, clip_grad_norm=settings.clip_grad_norm,
                          eval_every=min(settings.eval_every, steps), eval_batches=len(validation_batches),

@@ -1,6 +1,6 @@
 """Chapter 5's experiment: a vanilla RNN, an LSTM and a GRU trained alike on the stories.
 
-Three word-level language models (:class:`~course_lib.rnn.CharRNNLM`: embedding -> recurrent
+Three word-level language models (:class:`~course_lib.rnn.RecurrentLM`: embedding -> recurrent
 layer -> read-out, whose name notwithstanding reads any tokens) with **the same number of
 parameters** (about 205,000 each), trained through the same curriculum of stories for the same
 number of steps. Equal parameters rather than equal hidden sizes: a gate costs parameters, so at
@@ -40,7 +40,8 @@ from course_lib.data.program import derive_seed
 from course_lib.data.stories import StoryProgram, StoryShape, generate_stories
 from course_lib.data.text import Vocabulary, word_tokenize
 from course_lib.recipes import Recipe
-from course_lib.rnn import CharRNNLM
+from course_lib.lstm import CELLS, recurrent_layer
+from course_lib.rnn import RecurrentLM
 from course_lib.runtime import seed_everything
 from course_lib.train import TrainConfig, pad_sequences, sequence_nats, train
 
@@ -64,7 +65,6 @@ __all__ = [
     "train_model",
 ]
 
-CELLS = ("rnn", "lstm", "gru")
 # The validation and test splits are those of every chapter (each split has its own seed); the
 # vocabulary is the words of this training split (training itself draws fresh stories).
 CORPUS = {"train_stories": 8000, "validation_stories": 200, "test_stories": 200, "seed": 0}
@@ -103,7 +103,7 @@ def encode_stories(stories: Sequence[str] | Sequence[Sequence[str]], vocabulary:
 # ---------------------------------------------------------------------------------------------
 # Evaluation, exactly as trained
 # ---------------------------------------------------------------------------------------------
-def story_cross_entropy(model: CharRNNLM, sequences: Sequence[Sequence[int]], pad_id: int,
+def story_cross_entropy(model: RecurrentLM, sequences: Sequence[Sequence[int]], pad_id: int,
                         batch_size: int = 50) -> float:
     """Mean negative log-likelihood, in nats per predicted token, over every token of the stories.
 
@@ -140,7 +140,7 @@ class ProbeScore:
         return self.probabilities[self.candidates.index(self.probe.answer)]
 
 
-def score_probes(model: CharRNNLM, vocabulary: Vocabulary, probes: Sequence[Probe],
+def score_probes(model: RecurrentLM, vocabulary: Vocabulary, probes: Sequence[Probe],
                  batch_size: int = 100) -> list[ProbeScore]:
     """Read each probe's prompt after ``<s>`` and score the candidate answers of its kind."""
     if isinstance(probes, Probe):
@@ -225,23 +225,22 @@ def stage_batches(stage: Stage, vocabulary: Vocabulary, batch_size: int, seed: i
             yield pad_sequences(sequences[b * batch_size : (b + 1) * batch_size], pad)
 
 
-def build_model(cell: str) -> CharRNNLM:
+def build_model(cell: str) -> RecurrentLM:
     """The untrained model of one recipe: embedding 64, one recurrent layer of ``HIDDEN[cell]``, fused."""
-    if cell not in CELLS:
-        raise ValueError(f"cell must be one of {CELLS}, got {cell!r}")
-    return CharRNNLM(len(story_vocabulary()), D_EMBED, HIDDEN[cell], cell=cell, fused=True)
+    return RecurrentLM(len(story_vocabulary()), recurrent_layer(cell, D_EMBED, HIDDEN[cell], fused=True))
 
 
 def train_model(cell: str, seed: int = 0, steps: int | None = None,
-                curriculum: Sequence[Stage] = CURRICULUM) -> tuple[CharRNNLM, dict[str, Any]]:
+                curriculum: Sequence[Stage] = CURRICULUM) -> tuple[RecurrentLM, dict[str, Any]]:
     """Train one of the three models through the curriculum; ``steps`` keeps only its first steps.
 
     Each stage is one call of :func:`course_lib.train.train` (a fresh AdamW at the stage's learning
     rate), evaluated on the validation split every ``EVAL_EVERY`` steps. The metadata holds the
     settings and the loss history, with steps counted from the start of the curriculum.
     """
-    seed_everything(seed)
     model = build_model(cell)
+    seed_everything(seed)
+    model.reset_parameters()  # the seed draws the embedding, the layer, the read-out, in that order
     vocabulary = story_vocabulary()
     pad = vocabulary.special_id("<pad>")
     validation = encode_stories(_corpus().tokens("validation"), vocabulary)

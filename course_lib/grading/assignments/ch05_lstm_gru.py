@@ -11,12 +11,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from course_lib import lstm
+from course_lib import lstm, rnn
 from course_lib.grading.cases import Assignment, Case, CaseSet
 from course_lib.grading.compare import Tolerance
-
-LSTM_GATES = ("A", "B", "C", "D")  # forget, input, candidate, output
-PYTORCH_LSTM_ORDER = ("B", "A", "C", "D")  # PyTorch's chunks i, f, g, o
+from course_lib.lstm import LSTM_GATES
 GRU_NAMES = ("W_ir", "W_iz", "W_in", "W_hr", "W_hz", "W_hn", "b_ir", "b_iz", "b_in", "b_hr", "b_hz", "b_hn")
 
 RECURRENT_MODULES = ("torch.nn.LSTM", "torch.nn.LSTMCell", "torch.nn.GRU", "torch.nn.GRUCell")
@@ -71,20 +69,8 @@ def _tensor(array: np.ndarray) -> torch.Tensor:
 
 
 def book_to_pytorch(params: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
-    """The book's ``W_A .. W_D, b_A .. b_D`` as an ``nn.LSTMCell`` state dict.
-
-    ``W_X [h, i] = W_X[:, :H] h + W_X[:, H:] i``: the first ``H`` columns go to ``weight_hh``, the
-    rest to ``weight_ih``; the chunks are stacked in PyTorch's order i, f, g, o = B, A, Ĉ, D, and
-    all of each bias goes to ``bias_ih``.
-    """
-    H = params["W_A"].shape[0]
-    chunks = [_tensor(params[f"W_{gate}"]) for gate in PYTORCH_LSTM_ORDER]
-    return {
-        "weight_ih": torch.cat([W[:, H:] for W in chunks]),
-        "weight_hh": torch.cat([W[:, :H] for W in chunks]),
-        "bias_ih": torch.cat([_tensor(params[f"b_{gate}"]) for gate in PYTORCH_LSTM_ORDER]),
-        "bias_hh": torch.zeros(4 * H, dtype=torch.float64),
-    }
+    """The book's ``W_A .. W_D, b_A .. b_D`` as a float64 ``nn.LSTMCell`` state dict."""
+    return lstm.lstm_book_to_pytorch({name: _tensor(value) for name, value in params.items()})
 
 
 def _lstm_cell(params: dict[str, np.ndarray]) -> lstm.LSTMCell:
@@ -108,20 +94,14 @@ def gru_cell_forward_reference(x_t, h_prev, params) -> np.ndarray:
     H, d_in = params["W_ir"].shape
     with torch.random.fork_rng(devices=[]):
         cell = lstm.GRUCell(d_in, H).double()
-    p = {name: _tensor(value) for name, value in params.items()}
-    cell.load_state_dict({
-        "weight_ih": torch.cat([p["W_ir"], p["W_iz"], p["W_in"]]),
-        "weight_hh": torch.cat([p["W_hr"], p["W_hz"], p["W_hn"]]),
-        "bias_ih": torch.cat([p["b_ir"], p["b_iz"], p["b_in"]]),
-        "bias_hh": torch.cat([p["b_hr"], p["b_hz"], p["b_hn"]]),
-    })
+    cell.load_state_dict(lstm.gru_book_to_pytorch({name: _tensor(value) for name, value in params.items()}))
     with torch.no_grad():
         return cell(_tensor(x_t), _tensor(h_prev)).numpy()
 
 
 def parameter_counts_reference(d_in: int, d_hidden: int, num_layers: int) -> dict[str, int]:
     return {
-        "rnn": lstm.rnn_parameter_count(d_in, d_hidden, num_layers),
+        "rnn": rnn.rnn_parameter_count(d_in, d_hidden, num_layers),
         "lstm": lstm.lstm_parameter_count(d_in, d_hidden, num_layers),
         "gru": lstm.gru_parameter_count(d_in, d_hidden, num_layers),
     }
