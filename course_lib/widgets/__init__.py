@@ -4,19 +4,22 @@ Each explorer is a thin layer of controls over functions that compute what it sh
 numbers can be tested without a browser and drawn as a static figure for the rendered book (see
 :mod:`course_lib.viz`). One module per chapter:
 
-* :mod:`~course_lib.widgets.ngram` -- Chapter 1's n-gram explorer and the next-token table;
+* :mod:`~course_lib.widgets._common` -- the next-token table and its HTML, shared by every explorer;
+* :mod:`~course_lib.widgets.ngram` -- Chapter 1's n-gram explorer;
 * :mod:`~course_lib.widgets.merges` -- Chapter 2's merge-by-merge view of byte-pair encoding;
 * :mod:`~course_lib.widgets.temperature` -- Chapter 3's next-token distribution with a temperature;
 * :mod:`~course_lib.widgets.gradient_flow` -- Chapter 4's gradient norms through time;
 * :mod:`~course_lib.widgets.probes` -- Chapter 5's long-range probes.
 """
+from course_lib.widgets._common import (BAR_COLOUR, SPECIAL_COLOUR, Detokenize, NextTokenTable, Tokenize,
+                                        table_html)
 from course_lib.widgets.gradient_flow import (GRADIENT_FLOW_ACTIVATIONS, GradientFlow, GradientFlowExplorer,
                                               gradient_flow, gradient_flow_explorer, gradient_flow_figure,
                                               random_recurrent_matrix)
 from course_lib.widgets.merges import (MergeExplorer, Segmentation, merge_explorer, segment_with_merges,
                                        segmentation_html, segmentation_summary)
-from course_lib.widgets.ngram import (BAR_COLOUR, SPECIAL_COLOUR, Detokenize, NextTokenTable, NGramExplorer, Tokenize,
-                                      context_as_seen, next_token_table, ngram_explorer, sample_text, table_html)
+from course_lib.widgets.ngram import (NGramExplorer, context_as_seen, next_token_table, ngram_explorer,
+                                      sample_text)
 from course_lib.widgets.probes import (ANSWER_COLOUR, FACT_COLOUR, CandidateFunction, ProbeExplorer, candidate_table,
                                        probe_explorer, probe_fact_index, probe_html)
 from course_lib.widgets.temperature import (NextTokenFunction, TemperatureExplorer, fixed_window_next_token_table,

@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 import ipywidgets as widgets
 import numpy as np
 
+from course_lib import checks
+from course_lib.checks import ArgumentError
+
 GRADIENT_FLOW_ACTIVATIONS = ("tanh", "relu", "linear")
 
 
@@ -19,11 +22,8 @@ def random_recurrent_matrix(d_hidden: int, spectral_radius: float, seed: int = 0
 
     The same seed gives the same matrix up to scale, so two radii compare the same directions.
     """
-    if isinstance(d_hidden, bool) or not isinstance(d_hidden, int) or d_hidden < 1:
-        raise ValueError(f"d_hidden must be a positive integer, got {d_hidden!r}")
-    if isinstance(spectral_radius, bool) or not isinstance(spectral_radius, (int, float)) \
-            or not 0 < spectral_radius < float("inf"):
-        raise ValueError(f"spectral_radius must be a positive finite number, got {spectral_radius!r}")
+    checks.positive_int("d_hidden", d_hidden)
+    checks.number("spectral_radius", spectral_radius, above=0.0, what="a positive finite number")
     matrix = np.random.default_rng(seed).standard_normal((d_hidden, d_hidden)) / np.sqrt(d_hidden)
     return matrix * (spectral_radius / np.max(np.abs(np.linalg.eigvals(matrix))))
 
@@ -58,12 +58,9 @@ def gradient_flow(spectral_radius: float, activation: str = "tanh", T: int = 50,
     """
     from course_lib.rnn import hidden_state_jacobian_norms
 
-    if activation not in GRADIENT_FLOW_ACTIVATIONS:
-        raise ValueError(f"activation must be one of {GRADIENT_FLOW_ACTIVATIONS}, got {activation!r}")
-    if isinstance(T, bool) or not isinstance(T, int) or T < 1:
-        raise ValueError(f"T must be a positive integer (the number of steps), got {T!r}")
-    if isinstance(input_scale, bool) or not isinstance(input_scale, (int, float)) or not 0 <= input_scale < float("inf"):
-        raise ValueError(f"input_scale must be a finite number >= 0, got {input_scale!r}")
+    checks.one_of("activation", activation, GRADIENT_FLOW_ACTIVATIONS)
+    checks.integer("T", T, minimum=1, what="a positive integer (the number of steps)")
+    checks.number("input_scale", input_scale, minimum=0.0)
     W_hh = random_recurrent_matrix(d_hidden, spectral_radius, seed)
     rng = np.random.default_rng([seed, 1])
     h0 = input_scale * rng.standard_normal(d_hidden)
@@ -80,7 +77,7 @@ def gradient_flow_figure(flow: GradientFlow, *, figsize: tuple[float, float] | N
     from course_lib.viz import plot_curves
 
     if not isinstance(flow, GradientFlow):
-        raise TypeError(f"flow must be a GradientFlow (see gradient_flow), got {type(flow).__name__}")
+        raise ArgumentError(f"flow must be a GradientFlow (see gradient_flow), got {type(flow).__name__}")
     rho = flow.spectral_radius
     measured = f"{flow.activation}, $\\rho$ = {rho:.2f}"
     theory = f"$\\rho^{{T-k}}$ = ${rho:.2f}^{{T-k}}$"
@@ -139,11 +136,8 @@ def gradient_flow_explorer(*, spectral_radius: float = 1.0, activation: str = "t
                            d_hidden: int = 32, seed: int = 0) -> GradientFlowExplorer:
     """An explorer of the vanishing and exploding gradient: how ``‖∂h_T/∂h_k‖`` changes with the
     spectral radius of ``W_hh`` and the activation (see :func:`gradient_flow`)."""
-    if isinstance(spectral_radius, bool) or not isinstance(spectral_radius, (int, float)) \
-            or not 0.1 <= spectral_radius <= 3.0:
-        raise ValueError(f"spectral_radius must be in the slider's range [0.1, 3.0], got {spectral_radius!r}")
-    if activation not in GRADIENT_FLOW_ACTIVATIONS:
-        raise ValueError(f"activation must be one of {GRADIENT_FLOW_ACTIVATIONS}, got {activation!r}")
-    if isinstance(T, bool) or not isinstance(T, int) or not 5 <= T <= 100:
-        raise ValueError(f"T must be an integer in the slider's range [5, 100], got {T!r}")
+    checks.number("spectral_radius", spectral_radius, minimum=0.1, maximum=3.0,
+                  what="a number in the slider's range [0.1, 3.0]")
+    checks.one_of("activation", activation, GRADIENT_FLOW_ACTIVATIONS)
+    checks.integer("T", T, minimum=5, maximum=100, what="an integer in the slider's range [5, 100]")
     return GradientFlowExplorer(float(spectral_radius), activation, T, d_hidden, seed)

@@ -12,11 +12,14 @@ from dataclasses import dataclass
 import ipywidgets as widgets
 import regex
 
+from course_lib import checks
 from course_lib.bpe import GPT2_SPLIT_PATTERN, UNKNOWN, ByteBPE, CharBPE
 from course_lib.bpe.base import NotTrainedError
 from course_lib.bpe.gpt2_files import bytes_to_symbols
 from course_lib.bpe.training import apply_ranks, merge_ranks
-from course_lib.viz import TOKEN_COLOURS
+from course_lib.viz.style import TOKEN_COLOURS
+from course_lib.viz.tokens import shown_token
+from course_lib.widgets._common import error_html
 
 _GPT2_PIECES = regex.compile(GPT2_SPLIT_PATTERN)
 
@@ -55,8 +58,7 @@ def segment_with_merges(tokenizer: ByteBPE | CharBPE, text: str, num_merges: int
     """
     if not isinstance(tokenizer, (ByteBPE, CharBPE)):
         raise TypeError(f"tokenizer must be a trained ByteBPE or CharBPE, got {type(tokenizer).__name__}")
-    if not isinstance(text, str):
-        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    checks.text("text", text)
     if tokenizer.vocab_size == 0:
         name = type(tokenizer).__name__
         raise NotTrainedError(f"this {name} has no vocabulary yet: call .train(text, vocab_size) first, "
@@ -64,9 +66,8 @@ def segment_with_merges(tokenizer: ByteBPE | CharBPE, text: str, num_merges: int
     total = len(tokenizer.merges)
     if num_merges is None:
         num_merges = total
-    if isinstance(num_merges, bool) or not isinstance(num_merges, int) or not 0 <= num_merges <= total:
-        raise ValueError(f"num_merges must be an integer from 0 to {total} (the merges this tokenizer learned), "
-                         f"got {num_merges!r}")
+    num_merges = checks.integer("num_merges", num_merges, minimum=0, maximum=total,
+                                what=f"an integer from 0 to {total} (the merges this tokenizer learned)")
     if isinstance(tokenizer, ByteBPE):
         try:
             text.encode("utf-8")
@@ -102,7 +103,7 @@ def segmentation_html(segmentation: Segmentation) -> str:
     """The tokens as coloured boxes (the colours of :func:`course_lib.viz.plot_token_segmentations`)."""
     boxes = []
     for index, token in enumerate(segmentation.tokens):
-        shown = html.escape(token.replace("\n", "\\n").replace("\t", "\\t"))
+        shown = html.escape(shown_token(token))
         colour = TOKEN_COLOURS[index % len(TOKEN_COLOURS)]
         boxes.append(f"<span style='background:{colour};border:1px solid #888;border-radius:3px;"
                      f"padding:0 2px;margin:1px;display:inline-block;white-space:pre'>{shown}</span>")
@@ -147,7 +148,7 @@ class MergeExplorer(widgets.VBox):
             self.segmentation = segment_with_merges(self.tokenizer, self.text.value, self.merges.value)
         except ValueError as error:  # text that has no UTF-8 form: say so instead of raising in a callback
             self.segmentation = None
-            self.summary_view.value = f"<div style='color:#b00'>{html.escape(str(error))}</div>"
+            self.summary_view.value = error_html(str(error))
             self.tokens_view.value = ""
             return
         self.summary_view.value = f"<div>{html.escape(segmentation_summary(self.segmentation))}</div>"

@@ -27,7 +27,7 @@ def probe_fact_index(probe: Probe) -> int:
     fact is ``distance + 1`` tokens from the end.
     """
     if not isinstance(probe, Probe):
-        raise TypeError(f"probe must be a course_lib.data.stories.Probe, got {type(probe).__name__}")
+        raise ArgumentError(f"probe must be a course_lib.data.stories.Probe, got {type(probe).__name__}")
     tokens = word_tokenize(probe.prompt)
     index = len(tokens) - 1 - probe.distance
     if not 0 <= index < len(tokens) or tokens[index] != probe.answer:
@@ -51,7 +51,7 @@ def probe_html(probe: Probe) -> str:
 def candidate_table(candidate_probabilities: CandidateFunction, model: str, probe: Probe) -> NextTokenTable:
     """The candidate answers of ``probe`` under ``model``, most probable first (ties alphabetical)."""
     if not callable(candidate_probabilities):
-        raise TypeError("candidate_probabilities must be a function (model name, probe) -> [(answer, P), ...]")
+        raise ArgumentError("candidate_probabilities must be a function (model name, probe) -> [(answer, P), ...]")
     rows = [(str(answer), float(p)) for answer, p in candidate_probabilities(model, probe)]
     if not rows:
         raise ValueError(f"no candidate answers for the probe under model {model!r}")
@@ -115,12 +115,12 @@ def probe_explorer(candidate_probabilities: CandidateFunction, models: Sequence[
     probes : ``{target distance: [Probe, ...]}``, e.g. grouped from :func:`make_probes`.
     """
     if not callable(candidate_probabilities):
-        raise TypeError("candidate_probabilities must be a function (model name, probe) -> [(answer, P), ...]")
+        raise ArgumentError("candidate_probabilities must be a function (model name, probe) -> [(answer, P), ...]")
     if isinstance(models, str) or not models or not all(isinstance(name, str) for name in models):
-        raise ValueError(f"models must be a non-empty list of model names, got {models!r}")
+        raise ArgumentError(f"models must be a non-empty list of model names, got {models!r}")
     if not isinstance(probes, Mapping) or not probes:
-        raise ValueError("probes must be a non-empty dict {distance: [Probe, ...]}")
+        raise ArgumentError("probes must be a non-empty dict {distance: [Probe, ...]}")
     for distance, group in probes.items():
         if not group or not all(isinstance(probe, Probe) for probe in group):
-            raise ValueError(f"probes[{distance!r}] must be a non-empty list of Probe")
+            raise ArgumentError(f"probes[{distance!r}] must be a non-empty list of Probe")
     return ProbeExplorer(candidate_probabilities, list(models), probes)

@@ -6,14 +6,15 @@ Transformer chapters can reuse it with their own models.
 """
 from __future__ import annotations
 
-import html
 from collections.abc import Callable, Sequence
 
 import ipywidgets as widgets
 
+from course_lib import checks
+from course_lib.checks import ArgumentError
 from course_lib.data import word_tokenize
 from course_lib.data.text import Vocabulary
-from course_lib.widgets.ngram import NextTokenTable, Tokenize, _context_tokens, table_html
+from course_lib.widgets._common import NextTokenTable, Tokenize, context_tokens, error_html, how_many, table_html
 
 NextTokenFunction = Callable[[str, int, float], NextTokenTable]
 
@@ -26,13 +27,12 @@ def window_context(vocabulary: Vocabulary, context: str | Sequence[str], context
     as at the start of a story.
     """
     if not isinstance(vocabulary, Vocabulary):
-        raise TypeError(f"vocabulary must be a course_lib.data.text.Vocabulary, got {type(vocabulary).__name__}")
-    if isinstance(context_size, bool) or not isinstance(context_size, int) or context_size < 1:
-        raise ValueError(f"context_size must be a positive integer, got {context_size!r}")
+        raise ArgumentError(f"vocabulary must be a course_lib.data.text.Vocabulary, got {type(vocabulary).__name__}")
+    checks.positive_int("context_size", context_size)
     if Vocabulary.BOS not in vocabulary.specials:
-        raise ValueError(f"the vocabulary has no {Vocabulary.BOS!r} token to pad a short context with; "
+        raise ArgumentError(f"the vocabulary has no {Vocabulary.BOS!r} token to pad a short context with; "
                          f"its specials are {vocabulary.specials!r}")
-    tokens = _context_tokens(context, tokenize)[-context_size:]
+    tokens = context_tokens(context, tokenize)[-context_size:]
     ids = [vocabulary.special_id(Vocabulary.BOS)] * (context_size - len(tokens)) + vocabulary.encode(tokens)
     return tuple(vocabulary.decode(ids)), ids
 
@@ -50,14 +50,11 @@ def fixed_window_next_token_table(model, vocabulary: Vocabulary, context: str | 
     from course_lib.neural_lm import FixedWindowLM
 
     if not isinstance(model, FixedWindowLM):
-        raise TypeError(f"model must be a FixedWindowLM, got {type(model).__name__}")
+        raise ArgumentError(f"model must be a FixedWindowLM, got {type(model).__name__}")
     if model.vocab_size != len(vocabulary):
-        raise ValueError(f"the model predicts {model.vocab_size} tokens but the vocabulary has {len(vocabulary)}; "
+        raise ArgumentError(f"the model predicts {model.vocab_size} tokens but the vocabulary has {len(vocabulary)}; "
                          "pass the vocabulary the model was trained with")
-    if isinstance(k, bool) or not isinstance(k, int):
-        raise TypeError(f"k must be an integer, got {type(k).__name__} {k!r}")
-    if k < 1:
-        raise ValueError(f"k must be >= 1 (how many next tokens to list), got {k}")
+    k = how_many("k", k)
     seen, ids = window_context(vocabulary, context, model.context_size, tokenize)
     was_training = model.training
     model.eval()
@@ -103,7 +100,7 @@ class TemperatureExplorer(widgets.VBox):
                                      + table_html(self.table))
         except ValueError as error:
             self.table, self.message = None, str(error)
-            self.table_view.value = f"<div style='color:#b00'>{html.escape(self.message)}</div>"
+            self.table_view.value = error_html(self.message)
 
 
 def temperature_explorer(next_tokens: NextTokenFunction, *, context: str = "She had a", temperature: float = 1.0,
@@ -117,18 +114,15 @@ def temperature_explorer(next_tokens: NextTokenFunction, *, context: str = "She 
     or flattens it (T > 1); the decoding chapter builds sampling strategies on it.
     """
     if not callable(next_tokens):
-        raise TypeError(f"next_tokens must be a function (context, k, temperature) -> NextTokenTable, "
+        raise ArgumentError(f"next_tokens must be a function (context, k, temperature) -> NextTokenTable, "
                         f"got {type(next_tokens).__name__}")
-    if not isinstance(context, str):
-        raise TypeError(f"context must be a str, got {type(context).__name__}")
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-        raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
+    checks.text("context", context)
+    checks.positive_int("top_k", top_k)
     for value, name in ((min_temperature, "min_temperature"), (max_temperature, "max_temperature"),
                         (temperature, "temperature")):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
-            raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+        checks.number(name, value, above=0.0, what="a positive finite number")
     if not min_temperature <= temperature <= max_temperature:
-        raise ValueError(f"temperature {temperature} is outside the slider's range "
+        raise ArgumentError(f"temperature {temperature} is outside the slider's range "
                          f"[{min_temperature}, {max_temperature}]")
     return TemperatureExplorer(next_tokens, context, float(temperature), top_k,
                                float(min_temperature), float(max_temperature))
