@@ -29,7 +29,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from course_lib.checkpoint import load_checkpoint, read_checkpoint_metadata, save_checkpoint
-from course_lib.runtime import pick_device
+from course_lib.checks import non_negative_int, number, one_of, positive_int
+from course_lib.runtime import evaluation_mode, pick_device
 
 Tensor = torch.Tensor
 Batch = Any  # usually (inputs, targets); any nesting of tuples, lists and dicts of tensors
@@ -46,7 +47,6 @@ __all__ = [
     "stream_batches",
     "IGNORE_INDEX",
     "pad_sequences",
-    "sequence_nats",
     "save_checkpoint",
     "load_checkpoint",
     "read_checkpoint_metadata",
@@ -92,19 +92,15 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         for name in ("max_steps", "batch_size", "eval_every", "eval_batches"):
-            _require_positive_int(name, getattr(self, name))
+            positive_int(name, getattr(self, name))
         if self.early_stopping_patience is not None:
-            _require_positive_int("early_stopping_patience", self.early_stopping_patience)
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
-        if not _is_number(self.learning_rate) or self.learning_rate <= 0:
-            raise ValueError(f"learning_rate must be a positive number, got {self.learning_rate!r}")
-        if not _is_number(self.weight_decay) or self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be a number >= 0, got {self.weight_decay!r}")
-        if self.clip_grad_norm is not None and (not _is_number(self.clip_grad_norm) or self.clip_grad_norm <= 0):
-            raise ValueError(f"clip_grad_norm must be a positive number or None, got {self.clip_grad_norm!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+            positive_int("early_stopping_patience", self.early_stopping_patience)
+        non_negative_int("seed", self.seed)
+        number("learning_rate", self.learning_rate, above=0.0)
+        number("weight_decay", self.weight_decay, minimum=0.0)
+        if self.clip_grad_norm is not None:
+            number("clip_grad_norm", self.clip_grad_norm, above=0.0, what="a positive number or None")
+        one_of("optimizer", self.optimizer, OPTIMIZERS)
 
 
 @dataclass
@@ -216,20 +212,15 @@ def evaluate(
     Each batch counts equally, so equal-sized batches give the mean per example.
     """
     if max_batches is not None:
-        _require_positive_int("max_batches", max_batches)
+        positive_int("max_batches", max_batches)
     device = _model_device(model)
-    was_training = model.training
-    model.eval()
     total, count = 0.0, 0
-    try:
-        with torch.no_grad():
-            # iter() of a list starts a fresh pass (the same validation set every time);
-            # of an endless sampler, it goes on where the last evaluation stopped.
-            for batch in islice(iter(batches), max_batches):
-                total += float(loss_fn(model, _to_device(batch, device)))
-                count += 1
-    finally:
-        model.train(was_training)
+    with evaluation_mode(model):
+        # iter() of a list starts a fresh pass (the same validation set every time);
+        # of an endless sampler, it goes on where the last evaluation stopped.
+        for batch in islice(iter(batches), max_batches):
+            total += float(loss_fn(model, _to_device(batch, device)))
+            count += 1
     if count == 0:
         raise ValueError(
             "the evaluation batches are empty (a one-shot iterator already used up?); "
@@ -401,7 +392,7 @@ def random_batches(x: Tensor, y: Tensor, batch_size: int, seed: int) -> Iterator
         batch_size: examples per batch, at most N.
         seed: the shuffling seed; the same seed gives the same batches.
     """
-    _require_positive_int("batch_size", batch_size)
+    positive_int("batch_size", batch_size)
     if not isinstance(x, Tensor) or not isinstance(y, Tensor):
         raise TypeError("x and y must be torch tensors (use torch.as_tensor to convert)")
     if x.dim() == 0 or y.dim() == 0 or x.shape[0] != y.shape[0]:
@@ -438,8 +429,8 @@ def stream_batches(
     Returns:
         an iterator of ``(inputs, targets)``, each ``(batch_size, block_size)`` of ``torch.long``.
     """
-    _require_positive_int("block_size", block_size)
-    _require_positive_int("batch_size", batch_size)
+    positive_int("block_size", block_size)
+    positive_int("batch_size", batch_size)
     ids = torch.as_tensor(ids)
     if ids.numel() == 0:
         ids = ids.long()  # an empty list would otherwise become a float tensor
@@ -491,44 +482,5 @@ def pad_sequences(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[Tens
     return inputs, targets
 
 
-def sequence_nats(model: nn.Module, sequences: Sequence[Sequence[int]], pad_id: int,
-                  batch_size: int = 50) -> tuple[float, int]:
-    """``(total nats, predicted tokens)`` of whole sequences, each read from a zero state.
-
-    The total is ``-sum log P(x_t | x_1 .. x_{t-1})`` over every position after the first of every
-    sequence, summed in float64; ``total / tokens`` is the cross-entropy per token. ``model`` maps
-    ``(batch, time)`` ids to ``(batch, time, vocab)`` logits; it is evaluated in eval mode and left in
-    the mode it came in.
-    """
-    _require_positive_int("batch_size", batch_size)
-    if isinstance(sequences, (str, Tensor)) or not sequences:
-        raise ValueError("sequences must be a non-empty list of id sequences")
-    was_training = model.training
-    model.eval()
-    total, count = 0.0, 0
-    try:
-        with torch.no_grad():
-            for start in range(0, len(sequences), batch_size):
-                inputs, targets = pad_sequences(sequences[start : start + batch_size], pad_id)
-                logits = model(inputs).double()
-                total += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
-                                               ignore_index=IGNORE_INDEX, reduction="sum"))
-                count += int((targets != IGNORE_INDEX).sum())
-    finally:
-        model.train(was_training)
-    return total, count
-
-
 def _generator(seed: int) -> torch.Generator:
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    return torch.Generator().manual_seed(seed)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _require_positive_int(name: str, value: Any) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return torch.Generator().manual_seed(non_negative_int("seed", seed))

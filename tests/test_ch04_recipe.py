@@ -1,5 +1,6 @@
-"""Chapter 4's character-level RNN recipe: stories as characters, padded batches, the exact story
-log-likelihood (checked against a step-by-step computation) and seeded sampling."""
+"""Chapter 4's character-level RNN recipe and its stories (course_lib.story_text): stories as characters,
+padded batches, the exact story log-likelihood (checked against a step-by-step computation) and seeded
+sampling."""
 from __future__ import annotations
 
 import math
@@ -10,10 +11,11 @@ import torch
 from course_lib.data.program import predicted_units
 from course_lib.data.text import Vocabulary
 from course_lib.recipes import checkpoint_path
-from course_lib.recipes.ch04_rnn import (BOUNDARY, build_model, char_vocabulary, corpus, encode_story, sample_story,
-                                         story_batches, story_nats)
-from course_lib.train import IGNORE_INDEX
+from course_lib.evaluate import nats
+from course_lib.recipes.ch04_rnn import build_model, corpus, story_batches
 from course_lib.rnn import RNN, RecurrentLM
+from course_lib.story_text import BOUNDARY, char_vocabulary, encode_story, sample_story
+from course_lib.train import IGNORE_INDEX
 
 STORIES = ["Mia had a red ball.", "Tom ran. The end.", "A cat sat?"]
 
@@ -70,11 +72,11 @@ def test_story_nats_equal_the_sum_of_step_by_step_log_probabilities(model, vocab
                 logits, state = model.forward_with_state(torch.tensor([[previous]]), state)
                 expected -= torch.log_softmax(logits[0, -1].double(), dim=-1)[following].item()
                 count += 1
-    total, predicted = story_nats(model, vocabulary, STORIES, batch_size=2)
-    assert predicted == count == sum(predicted_units(text, unit="char") for text in STORIES)
-    assert total == pytest.approx(expected, rel=1e-5)
+    score = nats(model, [encode_story(text, vocabulary) for text in STORIES], batch_size=2)
+    assert score.tokens == count == sum(predicted_units(text, unit="char") for text in STORIES)
+    assert score.total_nats == pytest.approx(expected, rel=1e-5)
     with pytest.raises(ValueError, match="non-empty list"):
-        story_nats(model, vocabulary, "Mia had a red ball.")
+        nats(model, "Mia had a red ball.")
 
 
 def test_sampling_is_seeded_starts_from_the_prompt_and_stops_at_the_newline(model, vocabulary):
@@ -103,7 +105,7 @@ def test_sampling_rejects_bad_settings(model, vocabulary, kwargs, error, words):
 
 def test_a_model_and_vocabulary_that_do_not_match_are_refused(vocabulary):
     with pytest.raises(ValueError, match="vocabulary the model was trained with"):
-        story_nats(RecurrentLM(len(vocabulary) + 1, RNN(4, 8)), vocabulary, STORIES)
+        sample_story(RecurrentLM(len(vocabulary) + 1, RNN(4, 8)), vocabulary, "Mia")
     with pytest.raises(TypeError, match="RecurrentLM"):
         sample_story(torch.nn.Linear(2, 2), vocabulary)
 

@@ -10,7 +10,9 @@ import torch
 from course_lib.data.probes import Probe, make_probes, probe_answers
 from course_lib.data.stories import StoryShape
 from course_lib.data.text import Vocabulary, word_tokenize
+from course_lib.evaluate import cross_entropy, score_probes
 from course_lib.recipes import ch05_lstm_gru as ch05
+from course_lib.story_text import encode_stories
 from course_lib.lstm import recurrent_layer
 from course_lib.rnn import RNN, RecurrentLM
 from course_lib.train import IGNORE_INDEX
@@ -64,11 +66,11 @@ def test_stage_batches_are_seeded_fresh_stories_of_the_stages_shape_grouped_by_l
 
 
 def test_encode_stories_brackets_each_story_with_start_and_end(vocabulary):
-    (ids,) = ch05.encode_stories(["Mia had a red ball."], vocabulary)
+    (ids,) = encode_stories(["Mia had a red ball."], vocabulary)
     assert vocabulary.decode(ids) == ["<s>", "Mia", "had", "a", "red", "ball", ".", "</s>"]
-    assert ch05.encode_stories([["Mia", "smiled"]], vocabulary)[0][1:3] == vocabulary.encode(["Mia", "smiled"])
+    assert encode_stories([["Mia", "smiled"]], vocabulary)[0][1:3] == vocabulary.encode(["Mia", "smiled"])
     with pytest.raises(TypeError, match="list of stories"):
-        ch05.encode_stories("Mia had a red ball.", vocabulary)
+        encode_stories("Mia had a red ball.", vocabulary)
 
 
 # ------------------------------------------------------------------ evaluation
@@ -76,7 +78,7 @@ def test_encode_stories_brackets_each_story_with_start_and_end(vocabulary):
 def test_story_cross_entropy_is_the_mean_over_every_token_of_stories_read_one_at_a_time(model, vocabulary):
     texts = ["Mia had a red ball. What colour was the ball that Mia had? It was red.", "Tom smiled.",
              "There was a king named Sam. He lived in a hut near the lake. The end."]
-    sequences = ch05.encode_stories(texts, vocabulary)
+    sequences = encode_stories(texts, vocabulary)
     total, count = 0.0, 0
     with torch.no_grad():
         for ids in sequences:  # no padding at all: one story, its own length
@@ -84,12 +86,12 @@ def test_story_cross_entropy_is_the_mean_over_every_token_of_stories_read_one_at
             total -= float(log_p[torch.arange(len(ids) - 1), torch.tensor(ids[1:])].sum())
             count += len(ids) - 1
     assert count == sum(len(word_tokenize(text)) + 1 for text in texts)
-    got = ch05.story_cross_entropy(model, sequences, vocabulary.special_id("<pad>"), batch_size=2)
+    got = cross_entropy(model, sequences, batch_size=2)
     assert got == pytest.approx(total / count, rel=1e-5)
 
 
 def test_score_probes_gives_the_softmax_at_the_end_of_each_prompt_for_the_candidates(model, vocabulary, probes):
-    scores = ch05.score_probes(model, vocabulary, probes, batch_size=3)
+    scores = score_probes(model, vocabulary, probes, batch_size=3)
     assert [score.probe for score in scores] == probes
     bos = vocabulary.special_id("<s>")
     for score in scores:
@@ -109,9 +111,9 @@ def test_score_probes_gives_the_softmax_at_the_end_of_each_prompt_for_the_candid
 def test_score_probes_refuses_a_vocabulary_the_model_was_not_trained_with(probes):
     small = Vocabulary(["red"], specials=("<pad>", "<unk>", "<s>", "</s>"))
     with pytest.raises(ValueError, match="vocabulary"):
-        ch05.score_probes(RecurrentLM(len(small) + 1, RNN(4, 4)), small, probes)
+        score_probes(RecurrentLM(len(small) + 1, RNN(4, 4)), small, probes)
     with pytest.raises(ValueError, match="lacks the candidate answers"):
-        ch05.score_probes(RecurrentLM(len(small), RNN(4, 4)), small, probes)
+        score_probes(RecurrentLM(len(small), RNN(4, 4)), small, probes)
 
 
 def test_the_three_models_have_the_same_number_of_parameters_within_a_fifth_of_a_percent():
@@ -196,7 +198,7 @@ def test_chance_is_what_a_uniform_bet_scores(vocabulary, probes):
             parameter.zero_()
         uniform.readout.bias[vocabulary.token_to_id("blue")] = 1.0
     colour = [probe for probe in make_probes(120, (8,), seed=9, kinds=("colour",))]
-    accuracy = sum(score.correct for score in ch05.score_probes(uniform, vocabulary, colour)) / len(colour)
+    accuracy = sum(score.correct for score in score_probes(uniform, vocabulary, colour)) / len(colour)
     assert accuracy == pytest.approx(sum(probe.answer == "blue" for probe in colour) / len(colour))
     assert abs(accuracy - 1 / 12) < 3 * math.sqrt(1 / 12 * 11 / 12 / len(colour))
 

@@ -25,7 +25,6 @@ from course_lib.train import (
     random_batches,
     read_checkpoint_metadata,
     save_checkpoint,
-    sequence_nats,
     stream_batches,
     train,
 )
@@ -448,26 +447,6 @@ def test_pad_sequences_shifts_each_sequence_and_pads_inputs_and_ignores_targets(
 def test_pad_sequences_rejects_what_it_cannot_pad(sequences, words):
     with pytest.raises(ValueError, match=words):
         pad_sequences(sequences, pad_id=0)
-
-
-def test_sequence_nats_is_the_sum_over_every_predicted_token_of_every_sequence():
-    torch.manual_seed(0)
-    model = nn.Embedding(6, 6).train()  # logits from the current token alone: the total is easy to compute by hand
-    sequences = [[1, 2, 3, 4, 5], [2, 1], [5, 4, 3], [0, 1, 2, 3]]
-    log_p = torch.log_softmax(model.weight.detach().double(), dim=-1)
-    expected = -sum(float(log_p[a, b]) for sequence in sequences for a, b in zip(sequence, sequence[1:]))
-    for batch_size in (1, 3, 50):  # batches of unequal lengths are padded, and padding adds nothing
-        total, count = sequence_nats(model, sequences, pad_id=0, batch_size=batch_size)
-        assert total == pytest.approx(expected, rel=1e-12)
-        assert count == sum(len(sequence) - 1 for sequence in sequences)
-    assert model.training  # back in the mode it came in
-
-
-def test_sequence_nats_errors():
-    with pytest.raises(ValueError, match="non-empty"):
-        sequence_nats(nn.Embedding(3, 3), [], pad_id=0)
-    with pytest.raises(ValueError, match="batch_size"):
-        sequence_nats(nn.Embedding(3, 3), [[1, 2]], pad_id=0, batch_size=0)
 
 
 # --------------------------------------------------------------------------- checkpoints

@@ -1,6 +1,6 @@
 """Chapter 4's experiment: a character-level vanilla RNN language model on the story corpus.
 
-The model (:class:`~course_lib.rnn.RecurrentLM`, ``cell="rnn"``) reads one character at a time and
+The model (:class:`~course_lib.rnn.RecurrentLM` around a tanh :class:`~course_lib.rnn.RNN`) reads one character at a time and
 predicts the next one. It is trained on the training split of Chapters 1 and 3 (the same 1,000
 stories), so that its perplexity can stand beside theirs.
 
@@ -10,13 +10,11 @@ The model thus predicts ``len(text) + 1`` characters per story, the units the co
 counts with ``unit="char"``. Training uses whole stories (full backpropagation through time, about
 400 steps on average) with gradient-norm clipping; evaluation reads them exactly the same way.
 
-Besides the recipe, the module has what the chapter needs to evaluate and use the checkpoint exactly
-as it was trained: :func:`char_vocabulary`, :func:`encode_story`,
-:func:`story_nats` (total negative log-likelihood of whole stories) and :func:`sample_story`.
+The stories become ids with :mod:`course_lib.story_text` (the chapter reads and samples them the
+same way) and are measured with :mod:`course_lib.evaluate`.
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -25,15 +23,16 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from course_lib.checks import integer
 from course_lib.data.corpus import StoryCorpus, story_corpus
 from course_lib.data.text import Vocabulary
 from course_lib.recipes import Recipe
 from course_lib.rnn import RNN, RecurrentLM
 from course_lib.runtime import seed_everything
-from course_lib.train import TrainConfig, pad_sequences, sequence_nats, train
+from course_lib.story_text import BOUNDARY, char_vocabulary, encode_story
+from course_lib.train import TrainConfig, pad_sequences, train
 
 __all__ = [
-    "BOUNDARY",
     "CORPUS",
     "D_EMBED",
     "D_HIDDEN",
@@ -41,17 +40,12 @@ __all__ = [
     "SETTINGS",
     "Settings",
     "build_model",
-    "char_vocabulary",
     "corpus",
-    "encode_story",
-    "sample_story",
     "story_batches",
-    "story_nats",
     "train_char_rnn",
 ]
 
 CORPUS = {"train_stories": 1000, "validation_stories": 200, "test_stories": 200, "seed": 0}  # Chapters 1 and 3
-BOUNDARY = "\n"  # starts every story (as input) and ends it (as the last target)
 D_EMBED = 32
 D_HIDDEN = 384
 
@@ -79,26 +73,9 @@ def corpus() -> StoryCorpus:
     return story_corpus(**CORPUS)
 
 
-def char_vocabulary(texts: Sequence[str]) -> Vocabulary:
-    """Every character of ``texts`` and the story boundary ``"\\n"``, most frequent first, after ``<unk>``."""
-    if isinstance(texts, str):
-        raise TypeError("texts must be a list of stories, not a single str; wrap it in a list")
-    return Vocabulary.build([list(text) for text in texts] + [[BOUNDARY]], specials=(Vocabulary.UNK,))
-
-
 @lru_cache(maxsize=1)
 def _training_vocabulary() -> Vocabulary:
     return char_vocabulary([story.text for story in corpus().train])
-
-
-def encode_story(text: str, vocabulary: Vocabulary) -> list[int]:
-    """``["\\n", c_1, ..., c_n, "\\n"]`` as ids; a character outside the vocabulary becomes ``<unk>``."""
-    if not isinstance(text, str):
-        raise TypeError(f"a story must be a str, got {type(text).__name__}")
-    if BOUNDARY in text:
-        raise ValueError("a story must not contain a newline: the newline marks where stories start and end")
-    boundary = vocabulary.token_to_id(BOUNDARY)
-    return [boundary, *vocabulary.encode(list(text)), boundary]
 
 
 def story_batches(sequences: Sequence[Sequence[int]], batch_size: int, pad_id: int,
@@ -109,8 +86,7 @@ def story_batches(sequences: Sequence[Sequence[int]], batch_size: int, pad_id: i
     the batches of a pool: stories of similar length share a batch, so little computation goes
     into padding, while which stories meet still changes from pass to pass.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= len(sequences):
-        raise ValueError(f"batch_size must be an integer from 1 to the {len(sequences)} stories, got {batch_size!r}")
+    integer("batch_size", batch_size, minimum=1, maximum=len(sequences))
     generator = torch.Generator().manual_seed(seed)
     pool = 16 * batch_size
     while True:
@@ -120,71 +96,6 @@ def story_batches(sequences: Sequence[Sequence[int]], batch_size: int, pad_id: i
             batches = [chunk[i : i + batch_size] for i in range(0, len(chunk) - batch_size + 1, batch_size)]
             for b in torch.randperm(len(batches), generator=generator).tolist():
                 yield pad_sequences([sequences[i] for i in batches[b]], pad_id)
-
-
-# ---------------------------------------------------------------------------------------------
-# Evaluation and sampling, exactly as trained
-# ---------------------------------------------------------------------------------------------
-def _check_model(model: object, vocabulary: Vocabulary) -> RecurrentLM:
-    if not isinstance(model, RecurrentLM):
-        raise TypeError(f"model must be a RecurrentLM, got {type(model).__name__}")
-    if not isinstance(vocabulary, Vocabulary):
-        raise TypeError(f"vocabulary must be a Vocabulary, got {type(vocabulary).__name__}")
-    if model.vocab_size != len(vocabulary):
-        raise ValueError(f"the model predicts {model.vocab_size} characters but the vocabulary has "
-                         f"{len(vocabulary)}; pass the vocabulary the model was trained with")
-    return model
-
-
-def story_nats(model: RecurrentLM, vocabulary: Vocabulary, texts: Sequence[str],
-               batch_size: int = 50) -> tuple[float, int]:
-    """``(total nats, predicted characters)`` of whole stories, each read from a zero state.
-
-    The total is ``-sum log P(c_t | "\\n", c_1 .. c_{t-1})`` over every character of every story and
-    the newline that ends it, so ``total / characters`` is the cross-entropy in nats per character,
-    and ``total`` is comparable with a word model's total over the same stories.
-    """
-    _check_model(model, vocabulary)
-    if isinstance(texts, str) or not texts:
-        raise ValueError("texts must be a non-empty list of stories")
-    sequences = [encode_story(text, vocabulary) for text in texts]
-    return sequence_nats(model, sequences, vocabulary.token_to_id(BOUNDARY), batch_size)
-
-
-def sample_story(model: RecurrentLM, vocabulary: Vocabulary, prompt: str = "", *, seed: int = 0,
-                 max_chars: int = 600, temperature: float = 1.0) -> str:
-    """A story drawn one character at a time after ``"\\n" + prompt``, until the model writes ``"\\n"``.
-
-    The hidden state is carried from step to step, so each character costs one step of the
-    network. Seeded: the same arguments give the same text. Returns the prompt and the continuation
-    (without the final newline); stops after ``max_chars`` new characters if no newline came.
-    """
-    _check_model(model, vocabulary)
-    if not isinstance(prompt, str):
-        raise TypeError(f"prompt must be a str, got {type(prompt).__name__}")
-    if isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars < 1:
-        raise ValueError(f"max_chars must be a positive integer, got {max_chars!r}")
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 < temperature < math.inf:
-        raise ValueError(f"temperature must be a positive finite number, got {temperature!r}")
-    generator = torch.Generator().manual_seed(seed)
-    boundary = vocabulary.token_to_id(BOUNDARY)
-    ids = encode_story(prompt, vocabulary)[:-1]  # "\n" + prompt
-    written: list[str] = []
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            logits, state = model.forward_with_state(torch.tensor([ids]))
-            for _ in range(max_chars):
-                probabilities = torch.softmax(logits[0, -1].double() / temperature, dim=-1)
-                next_id = int(torch.multinomial(probabilities, 1, generator=generator))
-                if next_id == boundary:
-                    break
-                written.append(vocabulary.id_to_token(next_id))
-                logits, state = model.forward_with_state(torch.tensor([[next_id]]), state)
-    finally:
-        model.train(was_training)
-    return prompt + "".join(written)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Chapter 5's experiment: a vanilla RNN, an LSTM and a GRU trained alike on the stories.
 
 Three word-level language models (:class:`~course_lib.rnn.RecurrentLM`: embedding -> recurrent
-layer -> read-out, whose name notwithstanding reads any tokens) with **the same number of
+layer -> read-out) with **the same number of
 parameters** (about 205,000 each), trained through the same curriculum of stories for the same
 number of steps. Equal parameters rather than equal hidden sizes: a gate costs parameters, so at
 equal width the gated models would also be the bigger ones, and a win could be put down to size.
@@ -19,9 +19,9 @@ probes (:func:`course_lib.data.stories.make_probes`) are read the same way. Trai
 drawn fresh from the corpus's generator at every step (:func:`stage_batches`), first short ones,
 then ever longer (:data:`CURRICULUM`); the validation split is every chapter's.
 
-Besides the recipes, the module has what the chapter needs to evaluate the checkpoints exactly as
-they were trained: :func:`encode_stories`, :func:`story_cross_entropy` (nats per predicted
-token) and :func:`score_probes` (the probability of each candidate answer after a probe).
+The stories become ids with :func:`course_lib.story_text.encode_stories`; the chapter measures the
+checkpoints with :mod:`course_lib.evaluate` (nats per token, probe scores), reading them exactly as
+they were trained.
 """
 from __future__ import annotations
 
@@ -34,16 +34,17 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from course_lib.checks import one_of
 from course_lib.data.corpus import story_corpus
-from course_lib.data.probes import Probe, probe_answers
 from course_lib.data.program import derive_seed
 from course_lib.data.stories import StoryProgram, StoryShape, generate_stories
-from course_lib.data.text import Vocabulary, word_tokenize
-from course_lib.recipes import Recipe
+from course_lib.data.text import Vocabulary
 from course_lib.lstm import CELLS, recurrent_layer
+from course_lib.recipes import Recipe
 from course_lib.rnn import RecurrentLM
 from course_lib.runtime import seed_everything
-from course_lib.train import TrainConfig, pad_sequences, sequence_nats, train
+from course_lib.story_text import encode_stories
+from course_lib.train import TrainConfig, pad_sequences, train
 
 __all__ = [
     "CELLS",
@@ -51,16 +52,12 @@ __all__ = [
     "CURRICULUM",
     "D_EMBED",
     "HIDDEN",
-    "ProbeScore",
     "RECIPES",
     "SEEDS",
     "WITHOUT_CURRICULUM",
     "build_model",
-    "encode_stories",
     "recipe_name",
-    "score_probes",
     "stage_batches",
-    "story_cross_entropy",
     "story_vocabulary",
     "train_model",
 ]
@@ -86,93 +83,6 @@ def story_vocabulary() -> Vocabulary:
     """Every word type of the 8000 stories of the training split, with ``<pad>``, ``<unk>``, ``<s>``,
     ``</s>`` first: the generator's whole vocabulary (a rarer word would be ``<unk>``)."""
     return Vocabulary.build(_corpus().tokens("train"))
-
-
-def encode_stories(stories: Sequence[str] | Sequence[Sequence[str]], vocabulary: Vocabulary) -> list[list[int]]:
-    """``[<s>, w_1, ..., w_n, </s>]`` ids for each story (given as text or as word tokens)."""
-    if isinstance(stories, str):
-        raise TypeError("stories must be a list of stories, not a single str; wrap it in a list")
-    bos, eos = vocabulary.special_id("<s>"), vocabulary.special_id("</s>")
-    encoded = []
-    for story in stories:
-        tokens = word_tokenize(story) if isinstance(story, str) else list(story)
-        encoded.append([bos, *vocabulary.encode(tokens), eos])
-    return encoded
-
-
-# ---------------------------------------------------------------------------------------------
-# Evaluation, exactly as trained
-# ---------------------------------------------------------------------------------------------
-def story_cross_entropy(model: RecurrentLM, sequences: Sequence[Sequence[int]], pad_id: int,
-                        batch_size: int = 50) -> float:
-    """Mean negative log-likelihood, in nats per predicted token, over every token of the stories.
-
-    Every story is read from a zero state; each word and each ``</s>`` counts once (a mean over
-    tokens, not over batches), as in the corpus's entropy floor.
-    """
-    total, count = sequence_nats(model, sequences, pad_id, batch_size)
-    return total / count
-
-
-@dataclass(frozen=True)
-class ProbeScore:
-    """A model's next-token probabilities after one probe's prompt, for the candidate answers.
-
-    ``probabilities[i]`` is ``P(candidates[i] | prompt)`` under the model's softmax over the whole
-    vocabulary; ``choice`` is the most probable candidate, so ``correct`` compares the answers of
-    the right kind only and chance is ``1 / len(candidates)`` (:func:`chance_accuracy`).
-    """
-
-    probe: Probe
-    candidates: tuple[str, ...]
-    probabilities: tuple[float, ...]
-
-    @property
-    def choice(self) -> str:
-        return self.candidates[max(range(len(self.candidates)), key=self.probabilities.__getitem__)]
-
-    @property
-    def correct(self) -> bool:
-        return self.choice == self.probe.answer
-
-    @property
-    def answer_probability(self) -> float:
-        return self.probabilities[self.candidates.index(self.probe.answer)]
-
-
-def score_probes(model: RecurrentLM, vocabulary: Vocabulary, probes: Sequence[Probe],
-                 batch_size: int = 100) -> list[ProbeScore]:
-    """Read each probe's prompt after ``<s>`` and score the candidate answers of its kind."""
-    if isinstance(probes, Probe):
-        probes = [probes]
-    if model.vocab_size != len(vocabulary):
-        raise ValueError(f"the model predicts {model.vocab_size} tokens but the vocabulary has {len(vocabulary)}; "
-                         "pass the vocabulary the model was trained with")
-    bos, pad = vocabulary.special_id("<s>"), vocabulary.special_id("<pad>")
-    unknown = sorted({answer for probe in probes for answer in probe_answers(probe.kind)
-                      if answer not in vocabulary})
-    if unknown:
-        raise ValueError(f"the vocabulary lacks the candidate answers {unknown}")
-    scores: list[ProbeScore] = []
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            for start in range(0, len(probes), batch_size):
-                chunk = probes[start : start + batch_size]
-                # a dummy last id makes pad_sequences' inputs the whole prompt
-                sequences = [[bos, *vocabulary.encode(word_tokenize(probe.prompt)), pad] for probe in chunk]
-                inputs, _ = pad_sequences(sequences, pad)
-                lengths = torch.tensor([len(sequence) - 1 for sequence in sequences])
-                logits = model(inputs)[torch.arange(len(chunk)), lengths - 1]  # (batch, vocab)
-                probabilities = torch.softmax(logits.double(), dim=-1)
-                for probe, row in zip(chunk, probabilities):
-                    candidates = probe_answers(probe.kind)
-                    ids = vocabulary.encode(candidates)
-                    scores.append(ProbeScore(probe, candidates, tuple(row[ids].tolist())))
-    finally:
-        model.train(was_training)
-    return scores
 
 
 # ---------------------------------------------------------------------------------------------
@@ -227,6 +137,7 @@ def stage_batches(stage: Stage, vocabulary: Vocabulary, batch_size: int, seed: i
 
 def build_model(cell: str) -> RecurrentLM:
     """The untrained model of one recipe: embedding 64, one recurrent layer of ``HIDDEN[cell]``, fused."""
+    cell = one_of("cell", cell, CELLS)
     return RecurrentLM(len(story_vocabulary()), recurrent_layer(cell, D_EMBED, HIDDEN[cell], fused=True))
 
 
@@ -301,8 +212,7 @@ def _recipe(cell: str, label: str, seed: int) -> Recipe:
 
 def recipe_name(cell: str, seed: int = 0) -> str:
     """``ch05_lstm`` for seed 0, ``ch05_lstm_seed1`` for seed 1, and so on."""
-    if cell not in CELLS:
-        raise ValueError(f"cell must be one of {CELLS}, got {cell!r}")
+    one_of("cell", cell, CELLS)
     return f"ch05_{cell}" if seed == 0 else f"ch05_{cell}_seed{seed}"
 
 
