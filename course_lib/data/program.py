@@ -30,7 +30,7 @@ import random
 from bisect import bisect
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from course_lib.checks import ArgumentError, number, one_of
 from course_lib.data.text import detokenize, word_tokenize
@@ -106,6 +106,17 @@ def zipf(options: Sequence[Any], exponent: float = 1.0) -> Categorical:
     return Categorical(options, zipf_weights(len(options), exponent))
 
 
+def interleave(*groups: Sequence[Any]) -> list[Any]:
+    """Ranks of several lists merged: the first of each, then the second of each, ...
+
+    Zipf-weighting the merged list gives equal ranks equal weights across the lists.
+    """
+    merged: list[Any] = []
+    for rank in range(max(len(group) for group in groups)):
+        merged.extend(group[rank] for group in groups if rank < len(group))
+    return merged
+
+
 def optional(words: Sequence[str], none_weight: float) -> Categorical:
     """``None`` (leave the word out) with weight ``none_weight`` against the Zipf-weighted words."""
     weights = zipf_weights(len(words))
@@ -143,12 +154,20 @@ class SamplingChooser:
         return options[index]
 
 
-def draw(write: Write, rng: random.Random) -> tuple[list[str], float]:
-    """One run of the program ``write``, sampled from ``rng``: its tokens and exact log-probability."""
+class Run(NamedTuple):
+    """One run of a program: the tokens it wrote, their exact log-probability, and what it returned."""
+
+    tokens: list[str]
+    logprob: float
+    value: Any  # what ``write`` returned, e.g. a syntax tree of the text
+
+
+def draw(write: Write, rng: random.Random) -> Run:
+    """One run of the program ``write``, sampled from ``rng``."""
     chooser = SamplingChooser(rng)
     out: list[str] = []
-    write(chooser.choose, out)
-    return out, chooser.logprob
+    value = write(chooser.choose, out)
+    return Run(out, chooser.logprob, value)
 
 
 def derive_seed(seed: int, *labels: object) -> int:
@@ -283,6 +302,19 @@ def find_derivations(write: Write, tokens: Sequence[str]) -> list[Derivation]:
     program with one derivation per text it has at most one element.
     """
     return list(_search(write, list(tokens)))
+
+
+def replay(write: Write, decisions: Sequence[int]) -> Run:
+    """The run of the program ``write`` that makes ``decisions`` (option indices, as in a :class:`Derivation`)."""
+    chooser = _ReplayChooser(tuple(decisions))
+    out: list[str] = []
+    try:
+        value = write(chooser.choose, out)
+    except _Branch:
+        raise ArgumentError(f"the decisions {tuple(decisions)} stop before the program has finished") from None
+    if chooser.position < len(decisions):
+        raise ArgumentError(f"the decisions {tuple(decisions)} are more than the program makes")
+    return Run(out, chooser.logprob, value)
 
 
 def text_logprob(write: Write, tokens: Sequence[str]) -> float:

@@ -47,6 +47,7 @@ from course_lib.data.program import (
     draw,
     enumerate_derivations,
     find_derivations,
+    interleave,
     log_total,
     optional,
     prefix_logprob_of,
@@ -96,14 +97,6 @@ def _capitalised(word: str, first: bool) -> str:
     return word[0].upper() + word[1:] if first else word
 
 
-def _interleave(*groups: Sequence[str]) -> list[str]:
-    """Ranks of several lists merged: the first of each, then the second of each, ..."""
-    merged: list[str] = []
-    for rank in range(max(len(group) for group in groups)):
-        merged.extend(group[rank] for group in groups if rank < len(group))
-    return merged
-
-
 class StoryProgram:
     """The generator: ``tell(choose, out)`` appends one story's word tokens to ``out``.
 
@@ -147,9 +140,9 @@ class StoryProgram:
             | {role: None for role in lex.neutral_roles}
         )
         self.opening = Categorical(("Once", "There", "name"), (3, 2, 2))
-        self.all_names = zipf(_interleave(lex.female_names, lex.male_names))
+        self.all_names = zipf(interleave(lex.female_names, lex.male_names))
         self.names_of = {"female": zipf(lex.female_names), "male": zipf(lex.male_names), None: self.all_names}
-        self.all_roles = zipf(_interleave(lex.female_roles, lex.male_roles) + list(lex.neutral_roles))
+        self.all_roles = zipf(interleave(lex.female_roles, lex.male_roles) + list(lex.neutral_roles))
         self.roles_for = {
             "female": zipf(list(lex.female_roles) + list(lex.neutral_roles)),
             "male": zipf(list(lex.male_roles) + list(lex.neutral_roles)),
@@ -476,8 +469,8 @@ def generate_stories(n_stories: int, seed: int = 0, program: StoryProgram | None
     rng = random.Random(seed)
     stories = []
     for _ in range(n_stories):
-        tokens, logprob = draw(program.tell, rng)
-        stories.append(Story(detokenize(tokens), logprob))
+        run = draw(program.tell, rng)
+        stories.append(Story(detokenize(run.tokens), run.logprob))
     return stories
 
 
