@@ -10,8 +10,15 @@ recorded call fails the case even if the submission swallows the exception some 
 Guards are installed where the notebook will find the API: for a class, its ``__init__`` is wrapped (so
 every alias and subclass is caught); for anything else, every module attribute that holds it is
 replaced (so ``from torch.nn import functional`` and ``torch.nn.functional`` both see the guard).
-This stops ordinary use, aliases and re-imports; code that digs the original object out of the
-interpreter's memory is not stopped, and is plain to see on review.
+A function of PyTorch's operator table is guarded at its functional entry points too: ``torch.X``,
+``torch._VF.X`` (what ``torch.nn`` layers call) and ``torch.ops.aten.X``.
+
+This stops ordinary use, aliases and re-imports. It cannot stop code that digs the original object
+out of the interpreter's memory (``torch._C._VariableFunctions.X`` is read-only and stays unguarded),
+nor code that switches a guard off: Python gives a submission the same power over these objects as
+the grader's. What the worker does about that: it checks the guards after every case and before
+every item (``Guards.repair``: a guard removed, replaced, disarmed or rewired during a case fails
+that case, and any change is put back and reported to the instructor as evidence of tampering).
 """
 from __future__ import annotations
 
@@ -29,6 +36,9 @@ class Guards:
     def __init__(self) -> None:
         self._armed: frozenset[str] = frozenset()
         self.calls: list[str] = []
+        # where each guard was put, to check and repair: (owner, attribute, guard) and (class, __init__)
+        self._placed: list[tuple[Any, str, Callable[..., Any]]] = []
+        self._closures: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
 
     def install(self, names: list[str]) -> dict[str, str]:
         """Guard each dotted name; return {name: why it could not be guarded} for the others."""
@@ -48,6 +58,26 @@ class Guards:
         finally:
             self._armed = previous
 
+    def repair(self) -> list[str]:
+        """Check that every guard is where it was put, wired as it was made; put back what is not.
+        Returns what had changed (empty when nothing was touched)."""
+        evidence = []
+        for owner, attribute, guard in self._placed:
+            holder = vars(owner) if isinstance(owner, type) else getattr(owner, "__dict__", {})
+            if holder.get(attribute) is not guard:
+                evidence.append(f"the guard of {_describe(owner)}.{attribute} was removed or replaced")
+                try:
+                    setattr(owner, attribute, guard)
+                except (AttributeError, TypeError):
+                    pass
+        for function, cells in self._closures:
+            current = tuple(cell.cell_contents for cell in function.__closure__ or ())
+            if any(a is not b for a, b in zip(current, cells)) or len(current) != len(cells):
+                evidence.append(f"the guard {function.__qualname__} was rewired")
+                for cell, original in zip(function.__closure__ or (), cells):
+                    cell.cell_contents = original
+        return evidence
+
     def _check(self, name: str) -> None:
         if name in self._armed:
             self.calls.append(name)
@@ -60,7 +90,6 @@ class Guards:
             if self._wrap_init(name, original):
                 return
         guard = self._guard(name, original)
-        replaced = False
         for module in list(sys.modules.values()):
             namespace = getattr(module, "__dict__", None)
             if not isinstance(namespace, dict):
@@ -68,9 +97,11 @@ class Guards:
             for key, value in list(namespace.items()):
                 if value is original:
                     namespace[key] = guard
-                    replaced = True
-        if not replaced or getattr(owner, attribute) is not guard:
-            setattr(owner, attribute, guard)
+                    self._placed.append((module, key, guard))
+        for entry_owner, entry in [(owner, attribute), *functional_entry_points(original)]:
+            if getattr(entry_owner, entry, None) is not guard:
+                setattr(entry_owner, entry, guard)
+                self._placed.append((entry_owner, entry, guard))
 
     def _wrap_init(self, name: str, cls: type) -> bool:
         original_init = cls.__init__
@@ -84,6 +115,8 @@ class Guards:
             cls.__init__ = __init__
         except TypeError:  # a built-in type: guard the attribute that names it instead
             return False
+        self._placed.append((cls, "__init__", __init__))
+        self._closures.append((__init__, tuple(c.cell_contents for c in __init__.__closure__)))
         return True
 
     def _guard(self, name: str, original: Callable[..., Any]) -> Callable[..., Any]:
@@ -96,7 +129,34 @@ class Guards:
         guard.__name__ = getattr(original, "__name__", "guard")
         guard.__qualname__ = getattr(original, "__qualname__", "guard")
         guard.__doc__ = getattr(original, "__doc__", None)
+        self._closures.append((guard, tuple(c.cell_contents for c in guard.__closure__)))
         return guard
+
+
+def functional_entry_points(original: Any) -> list[tuple[Any, str]]:
+    """Other places a PyTorch operator is called from: ``torch._VF.X`` (used by ``torch.nn``'s
+    layers) and ``torch.ops.aten.X``, for an ``original`` of torch's operator table."""
+    torch = sys.modules.get("torch")
+    name = getattr(original, "__name__", None)
+    if torch is None or not isinstance(name, str) or not name.isidentifier():
+        return []
+    table = getattr(getattr(torch, "_C", None), "_VariableFunctions", None)
+    if table is None or getattr(table, name, None) is not original:
+        return []
+    entries = []
+    vf = sys.modules.get("torch._VF") or getattr(torch, "_VF", None)
+    if vf is not None:
+        entries.append((vf, name))
+    try:
+        getattr(torch.ops.aten, name)
+        entries.append((torch.ops.aten, name))
+    except (AttributeError, RuntimeError):
+        pass
+    return entries
+
+
+def _describe(owner: Any) -> str:
+    return getattr(owner, "__name__", type(owner).__name__)
 
 
 def resolve_owner(name: str) -> tuple[Any, str]:

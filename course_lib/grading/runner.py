@@ -6,10 +6,8 @@ computed once per batch in this process. Submissions are graded in parallel, one
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import signal
 import tempfile
 import threading
 import time
@@ -21,13 +19,15 @@ from typing import Any, Callable, Iterable
 from course_lib.grading import codec
 from course_lib.grading.cases import Assignment, Case, ItemResult, Outcome, judge, load_assignment
 from course_lib.grading.hidden import load_hidden_case_sets, with_hidden
+from course_lib.grading.import_graph import importers_of
 from course_lib.grading.notebook import (
     Submission, SubmissionError, assignment_from_filename, read_submission, runnable_source,
 )
+from course_lib.grading.records import plain_text
 from course_lib.grading.sandbox import Protections, SandboxSpec, filtered_package_copy, readable_directories
+from course_lib.grading.session import Collected, ItemCases, WorkerSession
 from course_lib.grading.zygote import Zygote, ZygoteError, shared_zygote, worker_environment
 
-MAX_RESULT_BYTES = 256_000_000
 PACKAGE_DIR = Path(__file__).resolve().parent.parent   # the course_lib folder
 
 
@@ -48,7 +48,8 @@ class Limits:
                 "max_processes": self.max_processes}
 
     def budget(self, items: int) -> float:
-        """Wall time after which the grader stops a worker, whatever it is doing."""
+        """Wall time after which the grader stops a worker, whatever it is doing: fixed before the
+        worker starts, from these limits alone (no record from the worker extends it)."""
         cells = (self.notebook_seconds + 2) * 4   # the first run, and re-runs without a crashing cell
         return cells + (self.item_seconds + 2) * items + 10
 
@@ -63,6 +64,8 @@ class SubmissionResult:
     seconds: float = 0.0
     name: str = ""                                   # how reports name it
     protections: Protections | None = None           # the sandbox the code ran in (None: it did not run)
+    tampering: list[str] = field(default_factory=list)  # evidence of tampering with the grader, for the instructor
+    flags: list[str] = field(default_factory=list)   # for the instructor: graded, but look (assignment mismatch)
 
     @property
     def score(self) -> float:
@@ -82,6 +85,7 @@ class PreparedAssignment:
     encoded: dict[str, list[Any]]
     expected: dict[str, list[Any]]
     overlay: Path
+    blocked: list[str]      # modules the worker may neither import nor read
 
 
 class Grader:
@@ -122,10 +126,11 @@ class Grader:
         encoded = {name: [codec.encode(case.kwargs) for case in item_cases] for name, item_cases in cases.items()}
         expected = {item.name: [item.expected(case) for case in cases[item.name]] for item in assignment.case_sets}
         overlay_root = self.scratch / f"overlay-{assignment.name}"
-        filtered_package_copy(PACKAGE_DIR, overlay_root, blocked_modules(assignment))
+        blocked = blocked_modules(assignment)
+        filtered_package_copy(PACKAGE_DIR, overlay_root, blocked)
         for folder in [overlay_root, *overlay_root.rglob("*")]:
             os.chmod(folder, 0o755 if folder.is_dir() else 0o644)
-        return PreparedAssignment(assignment, cases, encoded, expected, overlay_root / PACKAGE_DIR.name)
+        return PreparedAssignment(assignment, cases, encoded, expected, overlay_root / PACKAGE_DIR.name, blocked)
 
     def grade(self, path: str | Path, assignment: str | Assignment | None = None, name: str = "") -> SubmissionResult:
         """Grade one notebook. A broken submission gets a result with an ``error`` and zero points,
@@ -133,30 +138,41 @@ class Grader:
         started = time.monotonic()
         path = Path(path)
         try:
+            result = self._grade_file(path, assignment)
+        except KeyError:
+            raise
+        except Exception as error:  # a fault of the grader's: this submission's row says so, the batch goes on
+            result = SubmissionResult(path, assignment if isinstance(assignment, str) else None,
+                                      error=plain_text(f"grader fault: {type(error).__name__}: {error}", 500))
+        result.seconds = time.monotonic() - started
+        result.name = display_name(name or str(path))
+        return result
+
+    def _grade_file(self, path: Path, assignment: str | Assignment | None) -> SubmissionResult:
+        try:
             submission = read_submission(path)
         except SubmissionError as error:
-            result = self._zero(path, assignment or assignment_from_filename(path), str(error))
-        else:
-            chosen = assignment or submission.assignment
-            if chosen is None:
-                result = self._zero(path, None, "cannot tell which assignment this is: pass --assignment chNN")
-            else:
-                try:
-                    prepared = self.assignment(chosen)
-                except KeyError as error:
-                    if assignment is not None:
-                        raise
-                    result = SubmissionResult(path, str(chosen), error=f"the notebook names {error.args[0]}")
-                else:
-                    result = self._grade(submission, prepared)
-        result.seconds = time.monotonic() - started
-        result.name = name or str(path)
+            return self._zero(path, assignment or assignment_from_filename(path), str(error))
+        chosen = assignment or submission.assignment
+        if chosen is None:
+            return self._zero(path, None, "cannot tell which assignment this is: pass --assignment chNN")
+        try:
+            prepared = self.assignment(chosen)
+        except KeyError as error:
+            if assignment is not None:
+                raise
+            return SubmissionResult(path, plain_text(chosen, 40), error=plain_text(f"the notebook names {error.args[0]}"))
+        result = self._grade(submission, prepared)
+        named = submission.assignment
+        if named is not None and named != prepared.assignment.name:
+            result.flags.append(plain_text(f"assignment mismatch: the notebook says {named}, "
+                                           f"graded as {prepared.assignment.name}", 200))
         return result
 
     def unreadable(self, name: str, problem: str, assignment: str | None) -> SubmissionResult:
         """The result of a submission that could not even be extracted."""
         result = self._zero(None, assignment or assignment_from_filename(Path(name)), problem)
-        result.name = name
+        result.name = display_name(name)
         return result
 
     def _zero(self, path: Path | None, assignment: str | Assignment | None, error: str) -> SubmissionResult:
@@ -177,34 +193,25 @@ class Grader:
         assignment = prepared.assignment
         workdir = Path(tempfile.mkdtemp(prefix="submission-", dir=self.scratch))
         try:
-            job = self._job(submission, prepared, workdir)
-            records, exit_note = self._run_worker(job, self.limits.budget(len(assignment.case_sets)))
+            job, items = self._job(submission, prepared, workdir)
+            collected = self._run_worker(job, items, self.limits.budget(len(assignment.case_sets)))
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
-        result = SubmissionResult(submission.path, assignment.name)
-        outcomes: dict[str, list[Outcome]] = {}
-        for record in records:
-            kind = record.get("kind")
-            if kind == "sandbox" and result.protections is None:
-                result.protections = Protections.from_json(record.get("protections"))
-            elif kind in ("cell_error", "note"):
-                where = f"cell {record.get('cell')}: " if record.get("cell") is not None else ""
-                note = f"{where}{record.get('error')}"[:1200]
-                if note not in result.notes:  # a notebook run again repeats its problems
-                    result.notes.append(note)
-            elif kind == "worker_error":
-                result.notes.append(f"grader fault: {record.get('error')}"[:1200])
-            elif kind == "item" and isinstance(record.get("outcomes"), list) and record.get("name") not in outcomes:
-                outcomes[record.get("name")] = [Outcome.from_json(o) for o in record["outcomes"]]
+        result = SubmissionResult(submission.path, assignment.name, protections=collected.protections,
+                                  notes=collected.notes, tampering=collected.tampering)
+        if collected.notes_withheld:
+            result.notes.append(f"{collected.notes_withheld} more problem(s) not shown")
         for item in assignment.case_sets:
             cases = prepared.cases[item.name]
-            item_outcomes = outcomes.get(item.name)
+            item_outcomes = collected.outcomes.get(item.name)
             if item_outcomes is None or len(item_outcomes) != len(cases):
-                item_outcomes = [Outcome("crashed", message=f"not graded: {exit_note}")] * len(cases)
+                item_outcomes = [Outcome("crashed", message=f"not graded: {collected.ending}")] * len(cases)
             result.items.append(judge(item, cases, item_outcomes, prepared.expected[item.name]))
         return result
 
-    def _job(self, submission: Submission, prepared: PreparedAssignment, workdir: Path) -> dict:
+    def _job(self, submission: Submission, prepared: PreparedAssignment, workdir: Path) -> tuple[dict, list[ItemCases]]:
+        """The job the worker gets (no case inputs), and the items' cases in the order they run:
+        public items first, hidden ones last."""
         limits, assignment = self.limits, prepared.assignment
         spec = SandboxSpec(
             workdir=str(workdir), package_dir=str(PACKAGE_DIR), overlay_dir=str(prepared.overlay),
@@ -214,66 +221,42 @@ class Grader:
         )
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             os.chown(workdir, spec.uid, spec.uid)  # used as is when there is no private filesystem
-        return {
+        ordered = sorted(assignment.case_sets, key=lambda item: item.hidden)
+        job = {
             "cells": [{"index": c.index, "source": runnable_source(c.source)} for c in submission.cells],
-            # hidden items last: nothing they leave behind can reach a public item's feedback
             "items": [
-                {"name": item.name, "function": item.function, "cases": prepared.encoded[item.name],
-                 "forbidden": list(item.forbidden)}
-                for item in sorted(assignment.case_sets, key=lambda item: item.hidden)
+                {"name": item.name, "function": item.function, "cases": len(prepared.encoded[item.name]),
+                 "forbidden": list(item.forbidden), "hidden": item.hidden}
+                for item in ordered
             ],
-            "blocked_modules": blocked_modules(assignment),
+            "blocked_modules": prepared.blocked,
             "limits": limits.to_json(),
             "sandbox": spec.to_json(),
             "environment": worker_environment(),
         }
+        return job, [ItemCases(item.name, item.hidden, prepared.encoded[item.name], tuple(item.forbidden))
+                     for item in ordered]
 
-    def _run_worker(self, job: dict, seconds: float) -> tuple[list[dict], str]:
-        """Run one job in a fresh worker; return its result records and, if it ended badly, why."""
+    def _run_worker(self, job: dict, items: list[ItemCases], seconds: float) -> Collected:
+        """Run one job in a fresh worker; what it reported, checked, and, if it ended badly, why."""
         zygote = self.zygote or shared_zygote()
         try:
             pid, job_fd, result_fd = zygote.start_worker()
         except ZygoteError as error:
-            return [], str(error)
-        received = bytearray()
-        reader = threading.Thread(target=_drain, args=(result_fd, received), daemon=True)
-        reader.start()
-        try:
-            with os.fdopen(job_fd, "wb") as stream:
-                stream.write(json.dumps(job).encode())
-        except (BrokenPipeError, OSError):
-            pass
-        reader.join(timeout=seconds)
-        note = "the worker stopped before reporting this item"
-        if reader.is_alive():  # still running: stop its session (the worker and all it started)
-            note = f"the submission ran past the grader's limit of {seconds:g} s"
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            reader.join(timeout=5)
-        records = []
-        for line in bytes(received).decode("utf-8", errors="replace").splitlines():
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(record, dict):
-                records.append(record)
-        return records, note
+            return Collected(ending=str(error))
+        session = WorkerSession(pid, job_fd, result_fd, items, ceiling=seconds, item_seconds=self.limits.item_seconds)
+        return session.run(job)
 
 
 def blocked_modules(assignment: Assignment) -> list[str]:
-    """Modules a worker must not import nor read: the reference implementations and the case sets."""
-    return list(assignment.reference_modules) + ["course_lib.grading.assignments"]
+    """Modules a worker must not import nor read: the graded concept's modules, every module of
+    course_lib that imports one of them (found in the import graph, transitively), and the case sets."""
+    return [*importers_of(list(assignment.reference_modules), PACKAGE_DIR), "course_lib.grading.assignments"]
 
 
-def _drain(fd: int, into: bytearray) -> None:
-    with os.fdopen(fd, "rb") as stream:
-        while chunk := stream.read(1 << 20):
-            if len(into) + len(chunk) > MAX_RESULT_BYTES:
-                break
-            into.extend(chunk)
+def display_name(name: str) -> str:
+    """A submission's name as reports show it: any undecodable byte of a file name escaped."""
+    return plain_text(name, 300)
 
 
 def grade_notebook(path: str | Path, assignment: str | Assignment | None = None, limits: Limits = Limits(),

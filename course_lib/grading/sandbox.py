@@ -382,15 +382,25 @@ def _bind(source: str, target: str) -> None:
 # --- what the grader prepares ------------------------------------------------------------------
 
 def readable_directories(package_dir: str | Path) -> list[str]:
-    """The directories the worker's Python reads (its prefixes and import path), less anything that
-    would show the course's own sources: in a source checkout (course_lib next to pyproject.toml),
-    the checkout is left out (solutions, tests, .git), except a virtual environment inside it."""
+    """The directories the worker's Python needs, and no other: the interpreter's prefixes and its
+    standard and site-packages folders. Never ``sys.path`` as such, which holds the current folder
+    of whoever started the grader (a script next to the hidden cases and the submissions). In a
+    source checkout (course_lib next to pyproject.toml), the checkout is left out (solutions, tests,
+    .git), except a virtual environment inside it; course_lib itself is shown as the filtered copy."""
+    import site
+    import sysconfig
+
     package_dir = os.path.abspath(package_dir)
     parent = os.path.dirname(package_dir)
     checkout = parent if os.path.isfile(os.path.join(parent, "pyproject.toml")) else None
     prefixes = {os.path.abspath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix)}
+    libraries = {sysconfig.get_path(key) for key in ("stdlib", "platstdlib", "purelib", "platlib")}
+    try:
+        libraries |= set(site.getsitepackages()) | {site.getusersitepackages()}
+    except AttributeError:  # a virtual environment's old-style site module
+        pass
     candidates = prefixes | {os.path.dirname(os.path.realpath(sys.executable))}
-    candidates |= {os.path.abspath(p) for p in sys.path if p and os.path.isdir(p)}
+    candidates |= {os.path.abspath(p) for p in libraries if p and os.path.isdir(p)}
 
     def inside(path: str, folder: str) -> bool:
         return path == folder or path.startswith(folder.rstrip("/") + "/")

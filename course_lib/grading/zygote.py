@@ -22,7 +22,7 @@ import sys
 import threading
 
 PRELOAD = ("numpy", "torch", "course_lib", "course_lib.runtime", "course_lib.grading.check",
-           "course_lib.grading.worker")
+           "course_lib.grading.worker", "course_lib.grading.supervisor")
 
 
 def worker_environment() -> dict[str, str]:

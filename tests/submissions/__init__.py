@@ -136,7 +136,7 @@ ATTACKS = [
     ), {"ch01.continuation_probability": (0, "time limit exceeded")}),
     Attack("ignores_the_alarm_and_loops", (
         P + "    import signal\n    signal.signal(signal.SIGALRM, signal.SIG_IGN)\n    while True:\n        pass",
-    ), {"ch01.perplexity": (0, "time limit exceeded: the item ran longer than")}),
+    ), {"ch01.perplexity": (0, "time limit exceeded")}),
     Attack("hangs_a_cell", (
         "import signal\nsignal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGALRM])\nwhile True:\n    pass",
     ), note="ran past the notebook's time limit"),
