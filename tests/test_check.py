@@ -36,7 +36,7 @@ def test_a_wrong_function_gets_the_failing_cases_with_reasons_and_the_hint(capsy
     out = report(capsys, "ch01.count_ngrams", count_ngrams)
     assert out.startswith("✘ ch01.count_ngrams: 0/5 cases passed  [0/2 points]")
     assert "✘ bigrams of the toy corpus: keys differ: missing" in out and "'</s>'" in out
-    assert "hint: pad each sequence" in out
+    assert "hint: The padding decides the first and last n-grams" in out
 
 
 def test_an_exception_names_its_type_message_and_line(capsys):

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from course_lib.grading import codec
-from course_lib.grading.compare import Tolerance, compare
+from course_lib.grading.compare import Tolerance, compare, shape_note
 
 
 @dataclass(frozen=True)
@@ -177,6 +177,8 @@ def _verdict(case_set: CaseSet, case: Case, outcome: Outcome, expected: Any) -> 
         return False, NOT_IMPLEMENTED
     if outcome.status == "missing":
         return False, outcome.message or f"no function named `{case_set.function}` was defined"
+    if outcome.status == "error" and not case_set.hidden:  # a hidden case's inputs stay secret
+        return False, outcome.message + shape_note(outcome.message, case.kwargs)
     if outcome.status != "ok":
         return False, outcome.message or outcome.status
     try:

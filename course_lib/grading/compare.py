@@ -30,8 +30,19 @@ class Mismatch(Exception):
     """Raised inside the comparison with the first difference found, phrased for the student."""
 
 
+RETURNED_NONE = "your function returned None — did you forget `return`?"
+
+
 def compare(expected: Any, actual: Any, tolerance: Tolerance = Tolerance()) -> str | None:
-    """None when ``actual`` matches ``expected``; otherwise a one-line reason."""
+    """None when ``actual`` matches ``expected``; otherwise a one-line reason.
+
+    **The dtype rule**, the same for every item: a floating-point answer must be at least as
+    precise as the reference's. Where the reference is float64, a float32 (or float16) answer is
+    wrong whatever its values, and the reason says so; where the reference is float32, float32
+    and float64 both pass.
+    """
+    if actual is None and expected is not None:
+        return RETURNED_NONE
     try:
         _compare(expected, actual, tolerance, where="")
     except Mismatch as mismatch:
@@ -44,6 +55,8 @@ def _at(where: str) -> str:
 
 
 def _type_name(value: Any) -> str:
+    if value is None:
+        return "None"
     if isinstance(value, TaggedArray) and value.source == "torch":
         return "torch tensor"
     if isinstance(value, np.ndarray):
@@ -98,7 +111,10 @@ def _compare(expected: Any, actual: Any, tol: Tolerance, where: str) -> None:
 
 def _compare_numbers(expected: Any, actual: Any, tol: Tolerance, where: str) -> None:
     if not _is_number(actual):
+        if actual is None:
+            raise Mismatch(f"expected a number{_at(where)}, got None")
         raise Mismatch(f"expected a number{_at(where)}, got a {_type_name(actual)}: {_short(actual)}")
+    _check_precision(_float_dtype(expected), _float_dtype(actual), where)
     e, a = float(expected), float(actual)
     if math.isnan(e) or math.isnan(a):
         if math.isnan(e) and math.isnan(a):
@@ -113,6 +129,24 @@ def _compare_numbers(expected: Any, actual: Any, tol: Tolerance, where: str) -> 
         raise Mismatch(
             f"expected {e:.10g}{_at(where)}, got {a:.10g} (abs error {error:.3g}, tolerance {tol.describe()})"
         )
+
+
+def _float_dtype(value: Any) -> np.dtype | None:
+    """The floating-point dtype of a number: float64 for a Python float, None for integers."""
+    if isinstance(value, float):
+        return np.dtype(np.float64)
+    dtype = getattr(value, "dtype", None)
+    return dtype if dtype is not None and dtype.kind == "f" else None
+
+
+def _check_precision(expected: np.dtype | None, actual: np.dtype | None, where: str) -> None:
+    """The dtype rule (see :func:`compare`): an answer less precise than the reference is wrong."""
+    if expected is None or actual is None or actual.itemsize >= expected.itemsize:
+        return
+    raise Mismatch(
+        f"wrong dtype{_at(where)}: expected {expected}, got {actual}, which keeps only about "
+        f"{np.finfo(actual).precision} significant digits; compute in {expected} throughout"
+    )
 
 
 def _difference_message(kind: str, where: str, missing: Any, extra: Any) -> str:
@@ -151,6 +185,8 @@ def _compare_arrays(expected: np.ndarray, actual: Any, tol: Tolerance, where: st
         raise Mismatch(f"wrong dtype{_at(where)}: expected floating point ({expected.dtype}), got {actual.dtype}")
     if expected.dtype.kind in "iub" and actual.dtype.kind != expected.dtype.kind:
         raise Mismatch(f"wrong dtype{_at(where)}: expected {expected.dtype}, got {actual.dtype}")
+    if expected.dtype.kind == "f" and actual.dtype.kind == "f":
+        _check_precision(expected.dtype, actual.dtype, where)
     e = expected.astype(np.float64) if expected.dtype.kind != "c" else expected
     a = actual.astype(np.float64) if actual.dtype.kind != "c" else actual
     bad_nan = np.isnan(a) & ~np.isnan(e)
@@ -167,3 +203,57 @@ def _compare_arrays(expected: np.ndarray, actual: Any, tol: Tolerance, where: st
             f"({tol.describe()}); max abs error {float(error[index]):.3g} at index {index} "
             f"(expected {e[index]:.6g}, got {a[index]:.6g})"
         )
+
+
+# --------------------------------------------------------------------------- errors about shapes
+
+# Words of NumPy's and PyTorch's messages when the shapes of two operands do not fit together.
+_SHAPE_ERROR_WORDS = (
+    "could not be broadcast", "mismatch in its core dimension", "not aligned",
+    "shapes cannot be multiplied", "must match the size of tensor", "size mismatch",
+    "inconsistent tensor size", "except for the concatenation axis must match",
+    "must have the same shape", "cannot reshape array", "is invalid for input of size",
+    "dimension out of range", "is out of bounds for array of dimension",
+)
+_SHAPE_ERROR_TYPES = ("ValueError", "RuntimeError", "AxisError")
+_MAX_SHAPES_NAMED = 12
+
+
+def is_shape_error(message: str) -> bool:
+    """Whether an error message (as the worker words it: ``raised ValueError: ...``) says that
+    the shapes of two operands were incompatible."""
+    kind = message.removeprefix("raised ").split(":", 1)[0]
+    lowered = message.lower()
+    return kind in _SHAPE_ERROR_TYPES and any(words in lowered for words in _SHAPE_ERROR_WORDS)
+
+
+def argument_shapes(kwargs: dict[str, Any]) -> list[str]:
+    """``name (shape)`` for every array or tensor among the arguments, inside dicts and lists too."""
+    found: list[str] = []
+
+    def visit(name: str, value: Any) -> None:
+        shape = getattr(value, "shape", None)
+        if shape is not None and hasattr(value, "dtype"):
+            found.append(f"{name} {tuple(int(n) for n in shape)}")
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                visit(f"{name}[{key!r}]", item)
+        elif isinstance(value, (list, tuple)):
+            for index, item in enumerate(value):
+                visit(f"{name}[{index}]", item)
+
+    for name, value in kwargs.items():
+        visit(name, value)
+    return found
+
+
+def shape_note(message: str, kwargs: dict[str, Any]) -> str:
+    """One sentence naming the shapes that went into the student's function, when ``message``
+    reports incompatible shapes inside it (NumPy's gufunc signature means little to a student);
+    otherwise ''. ``check`` and the grader append it to the error's reason."""
+    shapes = argument_shapes(kwargs)
+    if not shapes or not is_shape_error(message):
+        return ""
+    listed = ", ".join(shapes[:_MAX_SHAPES_NAMED]) + (", ..." if len(shapes) > _MAX_SHAPES_NAMED else "")
+    return (f". Two shapes did not fit together inside your function; it was called with {listed}: "
+            "check which axis each product and sum runs over")

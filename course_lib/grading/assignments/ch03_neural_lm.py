@@ -10,20 +10,10 @@ import torch
 
 from course_lib import neural_lm
 from course_lib.grading.cases import Assignment, Case, CaseSet
-from course_lib.grading.compare import Tolerance
+from course_lib.grading.policies import AUTOGRAD, CROSS_ENTROPY, FLOAT32, FLOAT64_REORDERED, SOFTMAX
 
 PARAMETER_NAMES = ("C", "H", "d", "U", "b")  # the paper's names: C embeddings, H and d hidden, U and b output
 
-SOFTMAX_APIS = (
-    "torch.softmax", "torch.nn.functional.softmax", "torch.Tensor.softmax", "torch.special.softmax",
-    "torch.log_softmax", "torch.nn.functional.log_softmax", "torch.Tensor.log_softmax",
-    "torch.special.log_softmax",
-)
-CROSS_ENTROPY_APIS = SOFTMAX_APIS + (
-    "torch.nn.functional.cross_entropy", "torch.nn.functional.nll_loss", "torch.nn.CrossEntropyLoss",
-    "torch.nn.NLLLoss", "torch.logsumexp", "torch.Tensor.logsumexp", "torch.special.logsumexp",
-)
-AUTOGRAD_APIS = ("torch.autograd.grad", "torch.autograd.backward", "torch.Tensor.backward")
 
 
 def _generator(seed: int) -> torch.Generator:
@@ -178,9 +168,6 @@ def _training_step_cases() -> list[Case]:
     ]
 
 
-FLOAT = Tolerance(rtol=1e-5, atol=1e-7)  # float32 arithmetic done in a different order
-FLOAT64 = Tolerance(rtol=1e-7, atol=1e-10)
-
 ASSIGNMENT = Assignment(
     name="ch03",
     title="Chapter 3: neural language models",
@@ -188,35 +175,38 @@ ASSIGNMENT = Assignment(
     case_sets=(
         CaseSet(
             name="ch03.stable_softmax", function="stable_softmax", points=2,
-            make_cases=_softmax_cases, reference=softmax_reference, tolerance=FLOAT, forbidden=SOFTMAX_APIS,
-            hint="subtract each row's maximum, z.max(dim=-1, keepdim=True).values, before torch.exp, then divide "
-                 "by the sum over the last dimension (keepdim=True)",
+            make_cases=_softmax_cases, reference=softmax_reference, tolerance=FLOAT32, forbidden=SOFTMAX,
+            hint="Shifting a row's logits by a constant leaves its softmax unchanged and can keep exp from "
+                 "overflowing; normalise over the last dimension. See \"Softmax without overflow\" in "
+                 "Chapter 3.",
         ),
         CaseSet(
             name="ch03.cross_entropy", function="cross_entropy", points=2,
-            make_cases=_cross_entropy_cases, reference=cross_entropy_reference, tolerance=FLOAT,
-            forbidden=CROSS_ENTROPY_APIS,
-            hint="with s = z - M (M the row's maximum), -log softmax(z)[w] = log(sum(exp(s))) - s[w]; pick s[w] "
-                 "with s[torch.arange(N), targets]; return the mean",
+            make_cases=_cross_entropy_cases, reference=cross_entropy_reference, tolerance=FLOAT32,
+            forbidden=CROSS_ENTROPY,
+            hint="Taking the log of a softmax can give log(0); write the log-probability itself from the "
+                 "shifted logits, and average over the examples. See \"Cross-entropy is the negative "
+                 "log-likelihood\" in Chapter 3.",
         ),
         CaseSet(
             name="ch03.fixed_window_forward", function="fixed_window_forward", points=2,
-            make_cases=_forward_cases, reference=fixed_window_forward_reference, tolerance=FLOAT,
-            hint="C[context_ids] is (batch, n-1, m); reshape it to (batch, (n-1)*m), oldest word first, then "
-                 "a = tanh(x @ H.T + d) and y = a @ U.T + b",
+            make_cases=_forward_cases, reference=fixed_window_forward_reference, tolerance=FLOAT32,
+            hint="Look up the context's embeddings and lay them side by side, oldest word first, one row per "
+                 "example, before the hidden layer. See \"The fixed-window model\" in Chapter 3.",
         ),
         CaseSet(
             name="ch03.logits_gradient", function="logits_gradient", points=2,
-            make_cases=_gradient_cases, reference=logits_gradient_reference, tolerance=FLOAT,
-            forbidden=AUTOGRAD_APIS,
-            hint="(softmax(logits) - one_hot(targets)) / N: each row is its softmax minus 1 at the target, and "
-                 "the mean over N examples divides every gradient by N",
+            make_cases=_gradient_cases, reference=logits_gradient_reference, tolerance=FLOAT32,
+            forbidden=AUTOGRAD,
+            hint="Differentiate the loss of one row by its logits first; the mean over the batch then scales "
+                 "every row. See \"Cross-entropy is the negative log-likelihood\" in Chapter 3.",
         ),
         CaseSet(
             name="ch03.training_step", function="training_step", points=2,
-            make_cases=_training_step_cases, reference=training_step_reference, tolerance=FLOAT64,
-            hint="copy each parameter with .detach().clone().requires_grad_(True), compute the loss, call "
-                 "loss.backward(), and return {'loss': the loss before the step, 'params': {name: p - lr * p.grad}}",
+            make_cases=_training_step_cases, reference=training_step_reference, tolerance=FLOAT64_REORDERED,
+            hint="Take the gradient with respect to copies of the parameters that autograd tracks, step "
+                 "against it, and report the loss before the step. See \"Training with mini-batches and a "
+                 "held-out set\" in Chapter 3.",
         ),
     ),
 )

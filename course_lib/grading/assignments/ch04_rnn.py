@@ -13,17 +13,8 @@ import torch
 from course_lib import rnn
 from course_lib.grading.cases import Assignment, Case, CaseSet
 from course_lib.grading.compare import Tolerance
+from course_lib.grading.policies import AUTOGRAD, CLIPPING, FLOAT64_SAME_ORDER, RECURRENT_LAYERS, RELATIVE_ONLY
 
-RECURRENT_APIS = (
-    "torch.nn.RNN", "torch.nn.RNNCell", "torch.rnn_tanh", "torch.rnn_tanh_cell", "torch.rnn_relu",
-    "torch.rnn_relu_cell",
-)
-AUTOGRAD_APIS = ("torch.autograd.grad", "torch.autograd.backward", "torch.Tensor.backward")
-JACOBIAN_APIS = AUTOGRAD_APIS + ("torch.autograd.functional.jacobian", "torch.func.jacrev", "torch.func.jacfwd")
-CLIPPING_APIS = (
-    "torch.nn.utils.clip_grad_norm_", "torch.nn.utils.clip_grad_norm", "torch.nn.utils.clip_grads_with_norm_",
-    "torch.nn.utils.get_total_norm",
-)
 
 
 def _rng(seed: int) -> np.random.Generator:
@@ -190,11 +181,10 @@ def _clipping_cases() -> list[Case]:
     ]
 
 
-FLOAT64 = Tolerance(rtol=1e-9, atol=1e-12)
-RELATIVE = Tolerance(rtol=1e-7, atol=0.0)  # norms from 1e-10 to 1e10: only a relative error means anything
-# The 1e-6 in the scale changes it by a relative 1e-6 / norm: a clipped answer without it still passes,
+# Unique to clipping, so defined here: the 1e-6 in the scale changes it by a relative 1e-6 / norm;
+# a clipped answer without it still passes,
 # and only the all-zero case (a division by zero) tells them apart.
-CLIPPING = Tolerance(rtol=1e-5, atol=1e-12)
+CLIPPED_SCALE = Tolerance(rtol=1e-5, atol=1e-12)
 
 ASSIGNMENT = Assignment(
     name="ch04",
@@ -203,37 +193,41 @@ ASSIGNMENT = Assignment(
     case_sets=(
         CaseSet(
             name="ch04.rnn_cell", function="rnn_cell", points=2,
-            make_cases=_cell_cases, reference=rnn_cell_reference, tolerance=FLOAT64, forbidden=RECURRENT_APIS,
-            hint="one row per example: h_t = np.tanh(i_t @ W_hi.T + h_prev @ W_hh.T + b_h)",
+            make_cases=_cell_cases, reference=rnn_cell_reference, tolerance=FLOAT64_SAME_ORDER,
+            forbidden=RECURRENT_LAYERS,
+            hint="The input and the previous state each go through their own matrix; with one example per "
+                 "row, check which side each matrix multiplies from. See \"The recurrent network\" in "
+                 "Chapter 4.",
         ),
         CaseSet(
             name="ch04.rnn_forward", function="rnn_forward", points=2,
-            make_cases=_forward_cases, reference=rnn_forward_reference, tolerance=FLOAT64,
-            forbidden=RECURRENT_APIS,
-            hint="start from h = h0, loop t over range(time): h = rnn_cell(inputs[:, t], h, W_hi, W_hh, b_h), keep "
-                 "every h, and stack them along axis 1 (np.stack(states, axis=1)); h_0 itself is not returned",
+            make_cases=_forward_cases, reference=rnn_forward_reference, tolerance=FLOAT64_SAME_ORDER,
+            forbidden=RECURRENT_LAYERS,
+            hint="Each step starts from the state the step before produced; the answer holds h_1 to h_T, "
+                 "time on the second axis. See \"The recurrent network\" in Chapter 4.",
         ),
         CaseSet(
             name="ch04.grad_W_hh", function="grad_W_hh", points=2,
-            make_cases=_bptt_cases, reference=grad_W_hh_reference, tolerance=FLOAT64, forbidden=AUTOGRAD_APIS,
-            hint="go backwards from t = T with dh_next = 0: dz = p[t-1] with 1 subtracted at targets[t-1]; "
-                 "dh = W_oh.T @ dz + dh_next; delta = (1 - h[t]**2) * dh; dW_hh += np.outer(delta, h[t-1]); "
-                 "dh_next = W_hh.T @ delta",
+            make_cases=_bptt_cases, reference=grad_W_hh_reference, tolerance=FLOAT64_SAME_ORDER,
+            forbidden=AUTOGRAD,
+            hint="Walk backwards in time: a state gets error from its own output and from the step after it, "
+                 "and W_hh collects a term at every step. See \"Backpropagation through time\" in "
+                 "Chapter 4.",
         ),
         CaseSet(
             name="ch04.jacobian_norms", function="jacobian_norms", points=2,
-            make_cases=_jacobian_cases, reference=jacobian_norms_reference, tolerance=RELATIVE,
-            forbidden=JACOBIAN_APIS,
-            hint="run h_t = tanh(W_hh h_{t-1} + input_terms[t-1]) keeping 1 - h_t**2; then start from J = I "
-                 "(norm 1, s = 0) and for t = T down to 1 set J = J @ (np.diag(1 - h_t**2) @ W_hh), appending "
-                 "np.linalg.norm(J, 2) each time",
+            make_cases=_jacobian_cases, reference=jacobian_norms_reference, tolerance=RELATIVE_ONLY,
+            forbidden=AUTOGRAD,
+            hint="The Jacobian needs every step's tanh slope, so run the recurrence forward first; the "
+                 "product then grows from the last step backwards. See \"Vanishing and exploding "
+                 "gradients\" in Chapter 4.",
         ),
         CaseSet(
             name="ch04.clip_by_global_norm", function="clip_by_global_norm", points=2,
-            make_cases=_clipping_cases, reference=clip_by_global_norm_reference, tolerance=CLIPPING,
-            forbidden=CLIPPING_APIS,
-            hint="total = sqrt of the sum of (g ** 2).sum() over all gradients; scale = min(1, max_norm / "
-                 "(total + 1e-6)); return ([g * scale for g in grads], total)",
+            make_cases=_clipping_cases, reference=clip_by_global_norm_reference, tolerance=CLIPPED_SCALE,
+            forbidden=CLIPPING,
+            hint="One norm measures all the gradients together, and one factor scales them all; small "
+                 "gradients stay as they are. See \"Gradient-norm clipping\" in Chapter 4.",
         ),
     ),
 )

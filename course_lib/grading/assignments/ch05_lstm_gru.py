@@ -13,13 +13,10 @@ import torch
 
 from course_lib import lstm, rnn
 from course_lib.grading.cases import Assignment, Case, CaseSet
-from course_lib.grading.compare import Tolerance
+from course_lib.grading.policies import AUTOGRAD, EXACT, FLOAT64_REORDERED, RECURRENT_LAYERS, RELATIVE_ONLY
 from course_lib.lstm import LSTM_GATES
 GRU_NAMES = ("W_ir", "W_iz", "W_in", "W_hr", "W_hz", "W_hn", "b_ir", "b_iz", "b_in", "b_hr", "b_hz", "b_hn")
 
-RECURRENT_MODULES = ("torch.nn.LSTM", "torch.nn.LSTMCell", "torch.nn.GRU", "torch.nn.GRUCell")
-AUTOGRAD_APIS = ("torch.autograd.grad", "torch.autograd.backward", "torch.Tensor.backward",
-                 "torch.autograd.functional.jacobian")
 
 
 def _rng(seed: int) -> np.random.Generator:
@@ -211,11 +208,6 @@ def _layer_cases() -> list[Case]:
     ]
 
 
-FLOAT64 = Tolerance(rtol=1e-6, atol=1e-9)
-# The vanishing case's answers are ~1e-30: relative error only, or a zero would pass.
-GRADIENT = Tolerance(rtol=1e-6, atol=1e-300)
-EXACT = Tolerance(rtol=0.0, atol=0.0)
-
 ASSIGNMENT = Assignment(
     name="ch05",
     title="Chapter 5: LSTM and GRU",
@@ -223,41 +215,40 @@ ASSIGNMENT = Assignment(
     case_sets=(
         CaseSet(
             name="ch05.lstm_cell_forward", function="lstm_cell_forward", points=2,
-            make_cases=_lstm_cell_cases, reference=lstm_cell_forward_reference, tolerance=FLOAT64,
-            forbidden=RECURRENT_MODULES,
-            hint="z = np.concatenate([h_prev, i_t], axis=1) is [h_{t-1}, i_t] for every row; then "
-                 "A = sigmoid(z @ W_A.T + b_A), likewise B, C_hat (tanh) and D; C = A * C_prev + B * C_hat, "
-                 "h = D * tanh(C); return (h, C)",
+            make_cases=_lstm_cell_cases, reference=lstm_cell_forward_reference, tolerance=FLOAT64_REORDERED,
+            forbidden=RECURRENT_LAYERS,
+            hint="Every gate reads the previous hidden state stacked on the input, hidden state first; "
+                 "the new cell mixes the old cell and the candidate. See \"A memory cell beside the hidden "
+                 "state\" in Chapter 5.",
         ),
         CaseSet(
             name="ch05.gru_cell_forward", function="gru_cell_forward", points=2,
-            make_cases=_gru_cell_cases, reference=gru_cell_forward_reference, tolerance=FLOAT64,
-            forbidden=RECURRENT_MODULES,
-            hint="r = sigmoid(x @ W_ir.T + b_ir + h @ W_hr.T + b_hr), z likewise; "
-                 "n = tanh(x @ W_in.T + b_in + r * (h @ W_hn.T + b_hn)); h_t = (1 - z) * n + z * h",
+            make_cases=_gru_cell_cases, reference=gru_cell_forward_reference, tolerance=FLOAT64_REORDERED,
+            forbidden=RECURRENT_LAYERS,
+            hint="The reset gate scales the whole hidden term of the candidate, its bias included; the "
+                 "update gate weighs the old state against the candidate. See \"The GRU\" in Chapter 5.",
         ),
         CaseSet(
             name="ch05.parameter_counts", function="parameter_counts", points=2,
             make_cases=_parameter_count_cases, reference=parameter_counts_reference, tolerance=EXACT,
-            forbidden=RECURRENT_MODULES,
-            hint="one layer with g weight blocks has g * d_hidden * (d_layer_in + d_hidden + 2) parameters "
-                 "(two matrices, two bias vectors per block), g = 1, 4, 3; layers after the first read "
-                 "d_hidden inputs",
+            forbidden=RECURRENT_LAYERS,
+            hint="Count the weight blocks of each kind of layer, and what one block holds; a layer above "
+                 "the first reads the outputs of the layer below. See \"Counting parameters\" in "
+                 "Chapter 5.",
         ),
         CaseSet(
             name="ch05.cell_state_gradient", function="cell_state_gradient", points=2,
-            make_cases=_gradient_cases, reference=cell_state_gradient_reference, tolerance=GRADIENT,
-            forbidden=RECURRENT_MODULES + AUTOGRAD_APIS,
-            hint="along the memory cell, ∂C_t/∂C_(t-1) = diag(A_t): run the cell forward step by step and "
-                 "multiply the forget gates, elementwise, over all T steps",
+            make_cases=_gradient_cases, reference=cell_state_gradient_reference, tolerance=RELATIVE_ONLY,
+            forbidden=RECURRENT_LAYERS + AUTOGRAD,  # RELATIVE_ONLY: the vanishing case's answers are ~1e-30
+            hint="Along the memory cell, one step's derivative involves no weight matrix; run the cell "
+                 "forward to know what it is at each step. See \"The gradient highway\" in Chapter 5.",
         ),
         CaseSet(
             name="ch05.lstm_layer_forward", function="lstm_layer_forward", points=2,
-            make_cases=_layer_cases, reference=lstm_layer_forward_reference, tolerance=FLOAT64,
-            forbidden=RECURRENT_MODULES,
-            hint="per step: g = x_t @ weight_ih_l0.T + bias_ih_l0 + h @ weight_hh_l0.T + bias_hh_l0, "
-                 "np.split(g, 4, axis=1) gives PyTorch's chunks i, f, g, o = B, A, C_hat, D; stack the "
-                 "h of every step on axis 1",
+            make_cases=_layer_cases, reference=lstm_layer_forward_reference, tolerance=FLOAT64_REORDERED,
+            forbidden=RECURRENT_LAYERS,
+            hint="Mind the order of PyTorch's four stacked blocks, its two biases, and which state the "
+                 "answer returns at every step. See \"From scratch, and fused\" in Chapter 5.",
         ),
     ),
 )
