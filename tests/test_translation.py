@@ -6,6 +6,8 @@ import re
 from collections import Counter
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import course_lib.data.translation as translation
 from course_lib.checks import ArgumentError
@@ -20,6 +22,7 @@ from course_lib.data.translation import (
     IN,
     OBJECT_CASE,
     RELATIVE,
+    TARGET_WORDS,
     SentenceShape,
     TranslationProgram,
     default_translation_program,
@@ -111,11 +114,20 @@ def test_the_transduction_is_a_bijection_and_detranslate_inverts_it(pairs):
     assert detranslate(pairs[0].target_text) == list(pairs[0].source)
 
 
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), min_len=st.integers(5, 60))
+def test_detranslate_inverts_the_transduction_at_every_length(seed, min_len):
+    pair = sentence_pairs(1, min_len=min_len, max_len=min_len + 5, seed=seed)[0]
+    assert min_len <= len(pair.source) <= min_len + 5
+    assert tuple(detranslate(pair.target)) == pair.source
+    assert len(pair.alignment) == len(pair.target)
+
+
 def test_the_target_lexicon_is_one_to_one_and_apart_from_the_particles():
     lexicon = target_lexicon()
     assert len(set(lexicon.values())) == len(lexicon) == 182
-    particles = {OBJECT_CASE, RELATIVE, IN, BECAUSE, *CONNECTORS.values(), *AGREEMENT.values()}
-    assert not particles & set(lexicon.values())
+    assert TARGET_WORDS == {OBJECT_CASE, RELATIVE, IN, BECAUSE, ".", *CONNECTORS.values(), *AGREEMENT.values()}
+    assert not TARGET_WORDS & set(lexicon.values())
     assert all(re.fullmatch(r"([bdfglmnprstvz][aeiou]){2}", word) for word in lexicon.values())
 
 
