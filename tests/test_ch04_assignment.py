@@ -15,7 +15,7 @@ from course_lib.grading.cases import judge, load_assignment
 from course_lib.grading.execution import call_case
 from course_lib.grading.runner import grade_notebook
 
-from assignment_notebooks import assert_only_item_lost, solution_variant
+from assignment_notebooks import assert_only_item_lost, points, solution_variant
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTION = ROOT / "solutions" / "ch04_rnn.ipynb"
@@ -170,3 +170,29 @@ def test_wrong_answers_lose_exactly_the_points_of_their_item(tmp_path):
                                 "forbidden API: torch.nn.utils.clip_grad_norm_"),
                                (first_state_kept, "ch04.rnn_forward", None)):
         assert_only_item_lost(grade_notebook(path), ASSIGNMENT, item, reason)
+
+
+def test_a_float32_answer_loses_its_item_as_a_wrong_dtype(tmp_path):
+    # One rule for every item: float64 inputs want a float64 answer, whatever its values.
+    float32_cell = variant(tmp_path, "float32_cell", "return np.tanh(i_t @ W_hi.T + h_prev @ W_hh.T + b_h)",
+                           "return np.tanh(i_t @ W_hi.T + h_prev @ W_hh.T + b_h).astype(np.float32)")
+    float32_clipping = variant(tmp_path, "float32_clipping", "return [g * scale for g in grads], total_norm",
+                               "return [(g * scale).astype(np.float32) for g in grads], total_norm")
+    for path, item in ((float32_cell, "ch04.rnn_cell"), (float32_clipping, "ch04.clip_by_global_norm")):
+        # rnn_forward calls rnn_cell, so a float32 cell costs that item too; only the cell is checked alone
+        result = grade_notebook(path)
+        summary = next(graded for graded in result.items if graded.name == item).summary
+        assert points(result)[item] == 0 and "wrong dtype" in summary and "expected float64, got float32" in summary
+
+
+def test_pytorchs_functional_recurrent_entry_points_are_forbidden_too(tmp_path):
+    for name, call in (("torch_function", "torch.rnn_tanh_cell"), ("vf_function", "torch._VF.rnn_tanh_cell")):
+        path = variant(
+            tmp_path, name, "    return np.tanh(i_t @ W_hi.T + h_prev @ W_hh.T + b_h)",
+            "    import torch\n"
+            f"    h = {call}(torch.from_numpy(i_t), torch.from_numpy(h_prev), torch.from_numpy(W_hi),\n"
+            "                torch.from_numpy(W_hh), torch.from_numpy(b_h), torch.zeros_like(torch.from_numpy(b_h)))\n"
+            "    return h.numpy()")
+        result = grade_notebook(path)
+        summary = next(graded for graded in result.items if graded.name == "ch04.rnn_cell").summary
+        assert points(result)["ch04.rnn_cell"] == 0 and "forbidden API: torch._VF.rnn_tanh_cell" in summary, summary

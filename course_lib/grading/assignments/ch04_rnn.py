@@ -13,7 +13,9 @@ import torch
 from course_lib import rnn
 from course_lib.grading.cases import Assignment, Case, CaseSet
 from course_lib.grading.compare import Tolerance
-from course_lib.grading.policies import AUTOGRAD, CLIPPING, FLOAT64_SAME_ORDER, RECURRENT_LAYERS, RELATIVE_ONLY
+from course_lib.grading.policies import (
+    AUTOGRAD, CLIPPING, FLOAT64_SAME_ORDER, RECURRENT_LAYERS, RELATIVE_ONLY,
+)
 
 
 

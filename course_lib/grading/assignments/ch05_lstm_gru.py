@@ -13,10 +13,12 @@ import torch
 
 from course_lib import lstm, rnn
 from course_lib.grading.cases import Assignment, Case, CaseSet
-from course_lib.grading.policies import AUTOGRAD, EXACT, FLOAT64_REORDERED, RECURRENT_LAYERS, RELATIVE_ONLY
+from course_lib.grading.policies import (
+    AUTOGRAD, EXACT, FLOAT64_REORDERED, RECURRENT_LAYERS, RELATIVE_ONLY,
+)
 from course_lib.lstm import LSTM_GATES
-GRU_NAMES = ("W_ir", "W_iz", "W_in", "W_hr", "W_hz", "W_hn", "b_ir", "b_iz", "b_in", "b_hr", "b_hz", "b_hn")
 
+GRU_NAMES = ("W_ir", "W_iz", "W_in", "W_hr", "W_hz", "W_hn", "b_ir", "b_iz", "b_in", "b_hr", "b_hz", "b_hn")
 
 
 def _rng(seed: int) -> np.random.Generator:
