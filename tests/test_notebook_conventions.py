@@ -28,6 +28,12 @@ CHAPTER_NAME = re.compile(r"\d{2}_\w+\.ipynb")
 CHAPTERS = [path for path in NOTEBOOKS if path.parent.name == "book" and CHAPTER_NAME.fullmatch(path.name)]
 MAX_OUTPUT_BYTES = 200_000  # images excepted: a figure may be bigger than any text output should be
 IMAGE_MIME_TYPES = ("image/png", "image/jpeg", "image/svg+xml", "image/gif")
+MAX_LINE_CHARS = 88  # what the book's column shows of code and printed text without scrolling sideways
+# What the book shows of a cell's output, richest first (as myst-nb chooses): text/plain is
+# only on the page when the output has none of the others.
+RICHER_THAN_TEXT = ("application/vnd.jupyter.widget-view+json", "text/html", "text/markdown",
+                    "text/latex", *IMAGE_MIME_TYPES)
+CODE_FENCE = re.compile(r"^(```|~~~)")
 CITATION = re.compile(r"\{cite(:\w+)?\}`|```\{bibliography\}")
 
 
@@ -132,6 +138,49 @@ def output_size_problems(notebook: nbformat.NotebookNode) -> list[str]:
     return problems
 
 
+def shown_text_lines(output: dict) -> list[str]:
+    """The lines of text an output puts on the book's page (none for a figure or a widget)."""
+    if output.get("output_type") == "stream":
+        text = output.get("text", "")
+    elif output.get("output_type") in ("execute_result", "display_data"):
+        data = output.get("data", {})
+        text = "" if any(mime in data for mime in RICHER_THAN_TEXT) else data.get("text/plain", "")
+    else:
+        return []
+    return ("".join(text) if isinstance(text, list) else text).splitlines()
+
+
+def fenced_code_lines(markdown: str) -> list[str]:
+    """The lines inside the code blocks (``` or ~~~ fences) of a markdown cell."""
+    lines, inside = [], False
+    for line in markdown.splitlines():
+        if CODE_FENCE.match(line.strip()):
+            inside = not inside
+        elif inside:
+            lines.append(line)
+    return lines
+
+
+def line_width_problems(notebook: nbformat.NotebookNode, limit: int = MAX_LINE_CHARS) -> list[str]:
+    """Lines of code, of code blocks in the text, or of printed output longer than ``limit``."""
+    problems = []
+
+    def report(number: int, where: str, lines: list[str]) -> None:
+        for line in lines:
+            if len(line) > limit:
+                problems.append(f"cell {number}: {where} line of {len(line)} characters (at most {limit} "
+                                f"fit the book's column): {line[:60]!r}...")
+
+    for number, cell in enumerate(notebook.cells, start=1):
+        if cell.cell_type == "code":
+            report(number, "code", cell.source.splitlines())
+            for output in cell.get("outputs", []):
+                report(number, "output", shown_text_lines(output))
+        elif cell.cell_type == "markdown":
+            report(number, "code-block", fenced_code_lines(cell.source))
+    return problems
+
+
 def calls(tree: ast.AST, name: str) -> bool:
     return any(isinstance(node, ast.Call)
                and ((isinstance(node.func, ast.Name) and node.func.id == name)
@@ -177,6 +226,12 @@ def test_notebook_seeds_everything_first(path: Path):
 
 
 # ------------------------------------------------------------------ book chapters
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=notebook_id)
+def test_chapter_code_and_printed_text_fit_the_column(path: Path):
+    problems = line_width_problems(load(path))
+    assert not problems, f"{notebook_id(path)}: wrap or shorten these lines\n" + "\n".join(problems)
+
 
 def headings(notebook: nbformat.NotebookNode) -> list[tuple[int, str]]:
     """(level, text) of every Markdown heading, in order; headings inside code blocks do not count."""
@@ -286,6 +341,22 @@ def test_a_notebook_following_every_convention_passes_every_check():
     for check in (format_problems, execution_problems, output_size_problems, seeding_problems,
                   structure_problems, figure_problems, course_lib_problems):
         assert check(notebook) == [], check.__name__
+
+
+def test_checks_report_lines_wider_than_the_column_but_not_what_the_page_does_not_show():
+    notebook = good_chapter()
+    assert line_width_problems(notebook) == []
+    long = "x" * (MAX_LINE_CHARS + 1)
+    notebook.cells[2].source = f"print('{long}')"
+    notebook.cells[2].outputs = [nbformat.v4.new_output("stream", name="stdout", text=f"ok\n{long}\n")]
+    notebook.cells[0].source += f"\n\n```python\n{long}\n```\n\n{long} (prose wraps)"
+    figure_with_long_repr = nbformat.v4.new_output("display_data", data={"image/png": "iVBORw0KGgo=",
+                                                                        "text/plain": long})
+    notebook.cells[3].outputs = [figure_with_long_repr]
+    problems = line_width_problems(notebook)
+    assert [problem.split(" line")[0] for problem in problems] == ["cell 1: code-block", "cell 3: code",
+                                                                  "cell 3: output"]
+    assert line_width_problems(notebook, limit=len(long) + 10) == []
 
 
 def test_checks_report_a_wrong_kernel_and_an_invalid_notebook():
