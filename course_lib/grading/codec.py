@@ -50,7 +50,8 @@ def _encode(value: Any, depth: int, budget: _Budget) -> Any:
     if isinstance(value, int):
         return value if abs(value) < 2**63 else {"t": "bigint", "v": str(value)}
     if isinstance(value, float):
-        return value if math.isfinite(value) else {"t": "float", "v": repr(value)}
+        # repr(float(...)): NumPy 2 spells np.float64(inf) "np.float64(inf)", a float subclass
+        return float(value) if math.isfinite(value) else {"t": "float", "v": repr(float(value))}
     if isinstance(value, np.generic):
         if value.dtype.kind not in _ARRAY_KINDS:
             raise CodecError(f"a NumPy scalar of dtype {value.dtype} cannot be graded")

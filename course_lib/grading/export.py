@@ -7,17 +7,23 @@ and class statistics per item.
     DIR/feedback/NAME.json              the same as data, with the sandbox's report for the instructor
     DIR/gradescope/NAME/results.json    Gradescope's autograder format (one file per submission)
 
-Hidden items appear by name and points only, everywhere.
+Hidden items appear by name and points only, everywhere; before grades are published Gradescope
+shows nothing of their result (their tests and the total are ``after_published``; the visible output
+speaks of the public items alone). Every field a student controls (names, messages, metadata) is
+one line of text here, escaped for spreadsheets in the CSV and shown as literal text in Markdown.
+Writing the reports again into the same folder first removes the feedback of the earlier run.
 """
 from __future__ import annotations
 
 import csv
 import json
 import re
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from course_lib.grading.cases import ItemResult
+from course_lib.grading.records import plain_text
 from course_lib.grading.report import FAIL, PASS, format_item
 
 if TYPE_CHECKING:
@@ -31,9 +37,27 @@ def _points(value: float) -> float | int:
     return int(value) if float(value).is_integer() else round(float(value), 2)
 
 
-def spreadsheet_safe(text: str) -> str:
-    """A cell a spreadsheet will not run as a formula (names come from students' file names)."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+def spreadsheet_safe(text: object) -> object:
+    """A cell a spreadsheet will not run as a formula (names, messages and metadata come from
+    students); numbers pass unchanged."""
+    if isinstance(text, (int, float)):
+        return text
+    text = plain_text(text, 2000)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r", "|", "%") else text
+
+
+def markdown_literal(text: str) -> str:
+    """``text`` as inline code, whatever backticks it holds: it renders as itself, never as markup."""
+    text = plain_text(text, 1200)
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    return f"{fence} {text} {fence}"
+
+
+def public_score(result: SubmissionResult) -> tuple[float, float]:
+    """Points and maximum over the public items only (what a student may see before publication)."""
+    public = [item for item in result.items if not item.hidden]
+    return sum(item.points for item in public), sum(item.max_points for item in public)
 
 
 def item_json(item: ItemResult) -> dict:
@@ -53,6 +77,8 @@ def feedback_json(result: SubmissionResult) -> dict:
         "max_score": _points(result.max_score),
         "error": result.error,
         "notes": list(result.notes),
+        "flags": list(result.flags),
+        "tampering": list(result.tampering),
         "items": [item_json(item) for item in result.items],
         "seconds": round(result.seconds, 2),
         "sandbox": result.protections.to_json() if result.protections else None,
@@ -60,30 +86,41 @@ def feedback_json(result: SubmissionResult) -> dict:
 
 
 def feedback_markdown(result: SubmissionResult) -> str:
-    lines = [f"# Feedback: {result.assignment or 'unknown assignment'}", "",
-             f"Submission: `{result.name}`", "",
+    lines = [f"# Feedback: {plain_text(result.assignment or 'unknown assignment', 40)}", "",
+             f"Submission: {markdown_literal(result.name)}", "",
              f"**Score: {_points(result.score)} / {_points(result.max_score)}**", ""]
     if result.error:
-        lines += [f"This notebook could not be graded: {result.error}", ""]
+        lines += [f"This notebook could not be graded: {markdown_literal(result.error)}", ""]
+    if result.flags or result.tampering:
+        lines += ["Flagged for the instructor:", ""]
+        lines += [f"- {markdown_literal(flag)}" for flag in result.flags]
+        lines += [f"- evidence of tampering with the grader: {markdown_literal(text)}" for text in result.tampering]
+        lines += [""]
     if result.notes:
         lines += ["Problems while running the notebook (they cost no points by themselves):", ""]
-        lines += [f"- {note}" for note in result.notes] + [""]
+        lines += [f"- {markdown_literal(note)}" for note in result.notes] + [""]
     for item in result.items:
         mark = PASS if item.points == item.max_points else FAIL
         lines += [f"## {mark} {item.name}: {_points(item.points)} / {_points(item.max_points)}", ""]
         if item.hidden:
             lines += ["Hidden cases: only the points are shown.", ""]
         elif item.points != item.max_points:
-            lines += ["```", format_item(item), "```", ""]
+            lines += ["~~~~", format_item(item).replace("~~~~", "~~~"), "~~~~", ""]
     return "\n".join(lines)
 
 
 def gradescope_results(result: SubmissionResult) -> dict:
-    """Gradescope's results.json: total score, run time, overall output and one test per item."""
+    """Gradescope's results.json: total score, run time, overall output and one test per item.
+
+    Before grades are published a student sees the public tests and the top-level output, which
+    speaks of the public items only; a hidden item's test (and, Gradescope hiding the total while any
+    test is hidden, the total) shows once grades are published."""
     tests = []
     for item in result.items:
-        output = "hidden cases: only the points are shown" if item.hidden else (
-            "all cases passed" if item.points == item.max_points else format_item(item))
+        if item.hidden:
+            output = "hidden cases: only the points are shown"
+        else:
+            output = "all cases passed" if item.points == item.max_points else format_item(item)
         tests.append({
             "name": item.name,
             "score": _points(item.points),
@@ -92,14 +129,20 @@ def gradescope_results(result: SubmissionResult) -> dict:
             "output": output,
             "visibility": HIDDEN_VISIBILITY if item.hidden else VISIBLE,
         })
-    output = [f"{result.assignment or 'unknown assignment'}: {_points(result.score)} / {_points(result.max_score)}"]
+    points, most = public_score(result)
+    hidden = [item for item in result.items if item.hidden]
+    output = [f"{plain_text(result.assignment or 'unknown assignment', 40)}: "
+              f"{_points(points)} / {_points(most)} on the items shown now"]
+    if hidden:
+        output.append(f"{len(hidden)} more item(s) with hidden cases: their points show once grades are published")
     if result.error:
-        output.append(f"This notebook could not be graded: {result.error}")
-    output += [f"note: {note}" for note in result.notes]
+        output.append(f"This notebook could not be graded: {plain_text(result.error)}")
+    output += [f"note: {plain_text(note)}" for note in result.notes]
     return {
         "score": _points(result.score),
         "execution_time": max(1, round(result.seconds)),
         "output": "\n".join(output),
+        "visibility": HIDDEN_VISIBILITY if hidden else VISIBLE,
         "tests": tests,
     }
 
@@ -114,15 +157,15 @@ def item_names(results: list[SubmissionResult]) -> list[str]:
 
 def write_gradebook(results: list[SubmissionResult], path: Path) -> None:
     names = item_names(results)
-    with open(path, "w", newline="", encoding="utf-8") as stream:
+    with open(path, "w", newline="", encoding="utf-8", errors="backslashreplace") as stream:
         writer = csv.writer(stream)
-        writer.writerow(["submission", "assignment", *names, "total", "max", "error"])
+        writer.writerow(["submission", "assignment", *names, "total", "max", "error", "flags", "tampering"])
         for result in results:
             points = {item.name: _points(item.points) for item in result.items}
-            writer.writerow([spreadsheet_safe(result.name), result.assignment or "",
-                             *[points.get(name, "") for name in names],
-                             _points(result.score), _points(result.max_score),
-                             spreadsheet_safe(result.error or "")])
+            row = [result.name, result.assignment or "", *[points.get(name, "") for name in names],
+                   _points(result.score), _points(result.max_score), result.error or "",
+                   "; ".join(result.flags), "; ".join(result.tampering)]
+            writer.writerow([spreadsheet_safe(cell) for cell in row])
 
 
 def item_statistics(results: list[SubmissionResult]) -> list[dict]:
@@ -154,7 +197,7 @@ def write_item_statistics(results: list[SubmissionResult], folder: Path) -> None
     for row in rows:
         lines.append(f"| {row['item']}{' (hidden)' if row['hidden'] else ''} | {row['max_points']} | "
                      f"{row['mean_points']:.2f} | {row['full_marks']:.0%} | {row['zero']:.0%} |")
-    (folder / "item_statistics.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (folder / "item_statistics.md").write_text("\n".join(lines) + "\n", encoding="utf-8", errors="backslashreplace")
 
 
 def file_names(results: list[SubmissionResult]) -> list[str]:
@@ -174,12 +217,16 @@ def file_names(results: list[SubmissionResult]) -> list[str]:
 
 
 def write_reports(results: list[SubmissionResult], folder: str | Path) -> list[Path]:
-    """Write every report of the batch into ``folder``; return the paths of the main ones."""
+    """Write every report of the batch into ``folder``; return the paths of the main ones. The
+    feedback and Gradescope folders of an earlier run there are removed first."""
     folder = Path(folder)
+    for stale in (folder / "feedback", folder / "gradescope"):
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale)
     (folder / "feedback").mkdir(parents=True, exist_ok=True)
     for result, name in zip(results, file_names(results)):
-        (folder / "feedback" / f"{name}.md").write_text(feedback_markdown(result), encoding="utf-8")
-        (folder / "feedback" / f"{name}.json").write_text(json.dumps(feedback_json(result), indent=1), encoding="utf-8")
+        _write_text(folder / "feedback" / f"{name}.md", feedback_markdown(result))
+        _write_text(folder / "feedback" / f"{name}.json", json.dumps(feedback_json(result), indent=1))
         gradescope = folder / "gradescope" / name
         gradescope.mkdir(parents=True, exist_ok=True)
         write_gradescope(result, gradescope / "results.json")
@@ -188,5 +235,9 @@ def write_reports(results: list[SubmissionResult], folder: str | Path) -> list[P
     return [folder / "gradebook.csv", folder / "item_statistics.md", folder / "feedback", folder / "gradescope"]
 
 
+def _write_text(path: Path, text: str) -> None:
+    path.write_text(text, encoding="utf-8", errors="backslashreplace")
+
+
 def write_gradescope(result: SubmissionResult, path: str | Path) -> None:
-    Path(path).write_text(json.dumps(gradescope_results(result), indent=1), encoding="utf-8")
+    _write_text(Path(path), json.dumps(gradescope_results(result), indent=1))

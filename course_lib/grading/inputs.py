@@ -4,7 +4,9 @@ Archives are extracted by the grader with care: a member's name never decides wh
 (names with ``..``, absolute paths or backslashes are refused), symbolic links are not extracted,
 and the number of members, each notebook's size and the total are capped, counting the bytes
 actually inflated rather than the sizes the archive declares. A member that cannot be extracted
-safely becomes a submission with a clear error and zero points, so that it shows in the gradebook.
+safely becomes a submission with a clear error and zero points, so that it shows in the gradebook;
+so does an archive that cannot be read at all (corrupt, too many members, names that are not text)
+and a notebook that is a symbolic link: one bad input never costs the rest of the batch.
 """
 from __future__ import annotations
 
@@ -45,7 +47,7 @@ def collect(paths: list[str | Path], workspace: Path) -> list[Submitted]:
             notebooks = _notebooks_in(path)
             if not notebooks:
                 raise InputError(f"no notebooks (.ipynb) in the folder {path}")
-            found.extend(Submitted(str(n), n) for n in notebooks)
+            found.extend(notebooks)
         elif path.suffix.lower() == ".zip":
             found.extend(extract_archive(path, workspace / f"archive{len(found)}"))
         else:
@@ -53,27 +55,45 @@ def collect(paths: list[str | Path], workspace: Path) -> list[Submitted]:
     return _unique_names(found)
 
 
-def _notebooks_in(folder: Path) -> list[Path]:
+def _notebooks_in(folder: Path) -> list[Submitted]:
     notebooks = []
     for root, folders, files in os.walk(folder, followlinks=False):
         folders[:] = sorted(f for f in folders if f not in SKIPPED_FOLDERS and not f.startswith("."))
         for name in sorted(files):
             candidate = Path(root) / name
-            if name.endswith(".ipynb") and not name.startswith(".") and not candidate.is_symlink():
-                notebooks.append(candidate)
+            if not name.endswith(".ipynb") or name.startswith("."):
+                continue
+            if candidate.is_symlink():
+                notebooks.append(Submitted(str(candidate), None, "this notebook is a symbolic link; it was not "
+                                                                  "graded (submit the notebook itself)"))
+            else:
+                notebooks.append(Submitted(str(candidate), candidate))
     return notebooks
 
 
 def extract_archive(archive: Path, destination: Path) -> list[Submitted]:
-    """Extract the notebooks of a zip archive safely; one Submitted per notebook member."""
+    """Extract the notebooks of a zip archive safely; one Submitted per notebook member, or one
+    Submitted with the problem when the archive cannot be read at all."""
+    try:
+        return _extract_archive(archive, destination)
+    except _Unreadable as problem:
+        return [Submitted(str(archive), None, str(problem))]
+
+
+class _Unreadable(Exception):
+    pass
+
+
+def _extract_archive(archive: Path, destination: Path) -> list[Submitted]:
     try:
         bundle = zipfile.ZipFile(archive)
-    except (zipfile.BadZipFile, OSError) as error:
-        raise InputError(f"{archive} is not a readable zip archive: {error}") from None
+    except Exception as error:  # corrupt, truncated, names that are not text: whatever zipfile raises
+        raise _Unreadable(f"not a readable zip archive: {type(error).__name__}: {error}") from None
     with bundle:
         members = bundle.infolist()
         if len(members) > MAX_ARCHIVE_MEMBERS:
-            raise InputError(f"{archive} has {len(members):,} members, over the limit of {MAX_ARCHIVE_MEMBERS:,}")
+            raise _Unreadable(f"the archive has {len(members):,} members, over the limit of "
+                              f"{MAX_ARCHIVE_MEMBERS:,}; it was not extracted")
         destination.mkdir(parents=True, exist_ok=True)
         submitted, budget, written = [], MAX_ARCHIVE_BYTES, set()
         for member in members:
@@ -101,8 +121,9 @@ def extract_archive(archive: Path, destination: Path) -> list[Submitted]:
                 submitted.append(Submitted(name, None, f"the notebook is larger than {MAX_NOTEBOOK_BYTES / 1e6:.0f} MB "
                                                        "once extracted; it was not graded"))
                 continue
-            except (zipfile.BadZipFile, RuntimeError, OSError, EOFError, NotImplementedError) as error:
-                submitted.append(Submitted(name, None, f"could not be extracted from the archive: {error}"))
+            except Exception as error:  # a corrupt member, an unsupported compression, a password
+                submitted.append(Submitted(name, None, f"could not be extracted from the archive: "
+                                                       f"{type(error).__name__}: {error}"))
                 continue
             budget -= size
             written.add(target)

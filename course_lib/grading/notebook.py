@@ -56,6 +56,8 @@ def read_submission(path: str | Path) -> Submission:
             f"the file is not a valid notebook: JSON error at line {error.lineno}, column {error.colno} "
             f"({error.msg}); re-save it from Jupyter"
         ) from None
+    except RecursionError:
+        raise SubmissionError("the file is JSON nested too deeply to be a notebook; re-save it from Jupyter") from None
     if not isinstance(notebook, dict) or "cells" not in notebook and "worksheets" not in notebook:
         raise SubmissionError("the file is JSON but not a Jupyter notebook (no 'cells')")
     major = notebook.get("nbformat")
@@ -88,7 +90,7 @@ def _assignment_of(notebook: dict, path: Path) -> str | None:
     if isinstance(metadata, dict):
         course = metadata.get("lm_course")
         if isinstance(course, dict) and isinstance(course.get("assignment"), str):
-            return course["assignment"]
+            return course["assignment"][:40]
     return assignment_from_filename(path)
 
 

@@ -52,6 +52,10 @@ def format_submission(result: SubmissionResult) -> str:
         lines.append(f"  cannot be graded: {result.error}")
     for note in result.notes:
         lines.append(f"  note: {note}")
+    for flag in result.flags:
+        lines.append(f"  flagged: {flag}")
+    for evidence in result.tampering:
+        lines.append(f"  tampering: {evidence}")
     width = max((len(item.name) for item in result.items), default=0)
     for item in result.items:
         lines.append(f"  {item.name:<{width}}  {_points(item.points):>5} / {_points(item.max_points):<4} "
@@ -68,13 +72,17 @@ def format_summary(results: list[SubmissionResult]) -> str:
     for result in results:
         if result.error:
             status = f"not graded: {result.error}"
+        elif result.tampering:
+            status = f"evidence of tampering ({len(result.tampering)})"
+        elif result.flags:
+            status = result.flags[0]
         elif result.notes:
             status = f"{len(result.notes)} cell problem(s)"
         else:
             status = "ok"
         score = f"{_points(result.score)} / {_points(result.max_score)}"
         lines.append(f"{result.name:<{width}}  {score:>11}  {result.seconds:>7.1f}  {status[:100]}")
-    graded = [r for r in results if r.max_score]
+    graded = [r for r in results if r.max_score and not any(f.startswith("assignment mismatch") for f in r.flags)]
     if graded:
         mean = sum(r.score for r in graded) / len(graded)
         lines.append(f"{len(results)} submission(s); mean score {mean:.2f} / {_points(graded[0].max_score)}")

@@ -279,10 +279,18 @@ def grade_batch(submissions: Iterable[tuple[str, Path | None, str | None]], assi
 
         def grade_one(entry: tuple[str, Path | None, str | None]) -> SubmissionResult:
             name, path, problem = entry
-            if path is None:
-                named = assignment if isinstance(assignment, str) else None
-                return grader.unreadable(name, problem or "could not be read", named)
-            return grader.grade(path, assignment, name)
+            named = assignment if isinstance(assignment, str) else None
+            try:
+                if path is None:
+                    return grader.unreadable(name, problem or "could not be read", named)
+                return grader.grade(path, assignment, name)
+            except KeyError:
+                raise
+            except Exception as error:  # this submission's row says so; the batch goes on
+                result = SubmissionResult(path, named, error=plain_text(f"grader fault: {type(error).__name__}: "
+                                                                        f"{error}", 500))
+                result.name = display_name(name)
+                return result
 
         results: list[SubmissionResult | None] = [None] * len(submissions)
         with ThreadPoolExecutor(max_workers=jobs) as pool:
@@ -290,7 +298,24 @@ def grade_batch(submissions: Iterable[tuple[str, Path | None, str | None]], assi
             for future in as_completed(futures):
                 results[futures[future]] = future.result()
                 on_result(results[futures[future]])
+    flag_other_assignments(results)
     return results
+
+
+def flag_other_assignments(results: list[SubmissionResult]) -> None:
+    """Flag each submission graded as another assignment than most of its batch (last week's
+    notebook handed in again): it stays in the gradebook, marked, and out of the batch's mean."""
+    counts: dict[str, int] = {}
+    for result in results:
+        if result.assignment:
+            counts[result.assignment] = counts.get(result.assignment, 0) + 1
+    if len(counts) < 2:
+        return
+    usual = max(counts, key=lambda name: counts[name])
+    for result in results:
+        if result.assignment and result.assignment != usual:
+            result.flags.append(f"assignment mismatch: graded as {result.assignment}, "
+                                f"while this batch is {usual}")
 
 
 def default_jobs() -> int:
