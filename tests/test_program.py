@@ -17,14 +17,16 @@ from course_lib.data.program import (
     entropy_floor,
     enumerate_derivations,
     find_derivations,
+    interleave,
     log_total,
     optional,
     predicted_units,
     prefix_logprob_of,
+    replay,
     text_logprob,
     zipf,
 )
-from course_lib.data.text import word_tokenize
+from course_lib.data.text import detokenize, word_tokenize
 
 GREETING = Categorical(("hello", "hi"), (3, 1))
 NAME = zipf(("Mia", "Tom", "Ada"))  # weights 1, 1/2, 1/3
@@ -106,6 +108,20 @@ def test_entropy_floor_is_minus_the_mean_logprob_per_predicted_unit():
     assert entropy_floor(samples[0], unit="char").units == len("hello Mia") + 1
     assert predicted_units("hi Tom!") == 4
     assert floor.bits == pytest.approx(floor.nats / math.log(2))
+
+
+def test_replay_reruns_a_derivation_and_refuses_a_partial_one():
+    for derivation in list(enumerate_derivations(greet))[::7]:
+        run = replay(greet, derivation.decisions)
+        assert (detokenize(run.tokens), run.logprob) == (derivation.text, derivation.logprob)
+    with pytest.raises(ArgumentError, match="stop before"):
+        replay(greet, (0, 0))
+    with pytest.raises(ArgumentError, match="more than"):
+        replay(greet, (0, 0, 0, 0, 0))
+
+
+def test_interleave_merges_ranks():
+    assert interleave(["Mia", "Lily", "Emma"], ["Tom"]) == ["Mia", "Tom", "Lily", "Emma"]
 
 
 def test_derived_seeds_are_stable_and_distinct():

@@ -192,8 +192,7 @@ class Vocabulary:
         return self._token_to_id.get(token, self.unk_id)
 
     def id_to_token(self, index: int) -> str:
-        if not isinstance(index, int) or isinstance(index, bool):
-            raise TypeError(f"token ids must be integers, got {type(index).__name__}: {index!r}")
+        index = checks.integer("token id", index, what="one of the integers that index the vocabulary")
         if not 0 <= index < len(self._id_to_token):
             raise ValueError(f"token id {index} is out of range for a vocabulary of {len(self)} tokens")
         return self._id_to_token[index]
