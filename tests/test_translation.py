@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import course_lib.data.parallel as parallel
 import course_lib.data.translation as translation
 from course_lib.checks import ArgumentError
 from course_lib.data import Lexicon
@@ -212,11 +213,23 @@ def test_vocabularies_and_entropy_floor():
     tokens = sum(len(pair.source) + 1 for pair in pairs)
     assert floor.units == tokens
     assert floor.nats == pytest.approx(-sum(pair.logprob for pair in pairs) / tokens, rel=1e-12)
+    # A target sentence has its source's probability: the same nats over the target's tokens.
+    target_floor = corpus.entropy_floor("validation", side="target")
+    assert target_floor.units == sum(len(pair.target) + 1 for pair in pairs)
+    assert target_floor.nats * target_floor.units == pytest.approx(floor.nats * floor.units, rel=1e-12)
     table = corpus.describe()
     assert "validation" in table and f"{floor.nats:.4f}" in table
 
 
 # -- bad input ---------------------------------------------------------------------------------------
+
+
+def test_a_length_range_the_program_never_reaches_is_refused_not_waited_for(monkeypatch):
+    monkeypatch.setattr(parallel, "MAX_MISSES", 300)
+    with pytest.raises(ArgumentError, match="at least 200 tokens"):
+        sentence_pairs(1, min_len=200)
+    with pytest.raises(ArgumentError, match="unfilled bucket"):
+        length_buckets(1, edges=(5, 200, 300))
 
 
 @pytest.mark.parametrize(
@@ -226,6 +239,7 @@ def test_vocabularies_and_entropy_floor():
         (lambda: sentence_pairs(3, min_len=0), "min_len"),
         (lambda: sentence_pairs(3, min_len=10, max_len=5), "max_len"),
         (lambda: sentence_pairs(3, split="dev"), "split"),
+        (lambda: parallel_corpus(2, 1, 1).entropy_floor("test", side="both"), "side"),
         (lambda: length_buckets(3, edges=(10, 5)), "edges"),
         (lambda: parallel_corpus(seed=-1), "seed"),
         (lambda: SentenceShape(max_units=0), "max_units"),

@@ -10,6 +10,11 @@ tokens (:func:`split_of`: 80/10/10), and each split keeps the sentences of its o
 of its own seed. A split thereby follows the program's distribution restricted to its share of
 sentences; each pair's ``logprob`` stays the program's unconditional figure, so the floor
 reported is the program's cross-entropy on the split.
+
+Two floors matter in Chapter 6. A *language model* of either side cannot beat the source
+program's entropy (:meth:`ParallelCorpus.entropy_floor`; a target sentence has its source's
+probability, the transduction being one-to-one). A *translation model* can reach zero: the
+target is a function of the source, so its conditional entropy is 0 nats per target token.
 """
 from __future__ import annotations
 
@@ -32,6 +37,10 @@ def split_of(source: Sequence[str]) -> str:
     """The split a source sentence belongs to, from a hash of its tokens (80/10/10)."""
     digest = hashlib.sha256(" ".join(source).encode()).digest()
     return SPLIT_OF_TENTH[int.from_bytes(digest[:8], "big") % 10]
+
+
+# Draws in a row that keep nothing before a request is declared unsatisfiable (about 6 s).
+MAX_MISSES = 50_000
 
 
 def _check_lengths(min_len: int, max_len: int | None) -> int | float:
@@ -64,11 +73,25 @@ def sentence_pairs(
     program = default_translation_program() if program is None else program
     rng = random.Random(seed)
     pairs = []
+    misses = 0
     while len(pairs) < n:
         run = draw(program.write, rng)
         if min_len <= len(run.tokens) <= longest and (split is None or split_of(run.tokens) == split):
             pairs.append(program.pair(run))
+            misses = 0
+            continue
+        misses += 1
+        lengths = f"{min_len} to {max_len}" if max_len is not None else f"at least {min_len}"
+        _give_up_after(misses, f"of {lengths} tokens" + (f" and of {split}" if split else ""))
     return pairs
+
+
+def _give_up_after(misses: int, wanted: str) -> None:
+    if misses >= MAX_MISSES:
+        raise ArgumentError(
+            f"none of {MAX_MISSES} sentences in a row were {wanted}: too rare under this program; "
+            "widen the length range or lengthen the sentences (SentenceShape.max_units)"
+        )
 
 
 def length_buckets(
@@ -80,8 +103,9 @@ def length_buckets(
 ) -> dict[tuple[int, int], list[TranslationPair]]:
     """``per_bucket`` pairs of ``split`` for each source-length bucket ``[edges[i], edges[i + 1] - 1]``.
 
-    One stream (``seed``) fills every bucket, each pair going to the bucket of its length: the
-    set on which accuracy is plotted against source length.
+    One stream (derived from ``seed`` and ``split``) fills every bucket, each pair going to the
+    bucket of its length (the final "." counted): the set on which accuracy is plotted against
+    source length. The keys are ``(shortest, longest)`` of each bucket.
     """
     non_negative_int("per_bucket", per_bucket)
     non_negative_int("seed", seed)
@@ -92,12 +116,16 @@ def length_buckets(
     program = default_translation_program() if program is None else program
     buckets = {(low, high - 1): [] for low, high in zip(edges, edges[1:])}
     rng = random.Random(derive_seed(seed, "length buckets", split))
+    misses = 0
     while any(len(pairs) < per_bucket for pairs in buckets.values()):
         run = draw(program.write, rng)
         length = len(run.tokens)
+        misses += 1
         for (low, high), pairs in buckets.items():
             if low <= length <= high and len(pairs) < per_bucket and split_of(run.tokens) == split:
                 pairs.append(program.pair(run))
+                misses = 0
+        _give_up_after(misses, f"of {split} and in an unfilled bucket of {list(buckets)}")
     return buckets
 
 
@@ -125,9 +153,15 @@ class ParallelCorpus:
         ``<s>``, ``</s>``)."""
         return Vocabulary.build(self.sources("train"), min_count), Vocabulary.build(self.targets("train"), min_count)
 
-    def entropy_floor(self, split: str, unit: str = "token") -> EntropyFloor:
-        """The source program's cross-entropy on the split's source sentences (end of sentence included)."""
-        return entropy_floor([Sample(pair.source_text, pair.logprob) for pair in self.split(split)], unit)
+    def entropy_floor(self, split: str, unit: str = "token", side: str = "source") -> EntropyFloor:
+        """The program's cross-entropy on the split, per predicted unit of the ``side`` sentences.
+
+        Each sentence has the probability of its source; ``side`` says whose tokens (or
+        characters), end of sentence included, it is spread over.
+        """
+        one_of("side", side, ("source", "target"))
+        texts = [pair.source_text if side == "source" else pair.target_text for pair in self.split(split)]
+        return entropy_floor([Sample(text, pair.logprob) for text, pair in zip(texts, self.split(split))], unit)
 
     def describe(self) -> str:
         """A plain-text table of every split: pairs, tokens, lengths and the source's floor."""
