@@ -1,4 +1,4 @@
-"""A translation pair with a known word alignment: the parallel corpus of Chapter 6.
+"""A translation pair with a known word alignment, for Chapter 6 (seq2seq and attention).
 
 **Source**: simple English sentences written by a probabilistic program
 (:mod:`course_lib.data.program`) from the story lexicon, so each sentence has an exact
@@ -11,7 +11,7 @@ lists, an optional relative clause on the object and an optional place.
 deterministic transduction. Clause by clause:
 
 1. Word order subject - [place] - object - verb (verb-final, SOV).
-2. No articles: "the" is not translated (its source position is aligned to nothing).
+2. No articles: "the" is not translated (no target token is aligned to it), except in a place.
 3. Adjectives follow their noun, in the order the source gives them.
 4. Case: the object ends with the particle ``ko``, aligned to the verb that governs it.
 5. Agreement: the verb is followed by a marker of its subject's gender, ``na`` (female),
