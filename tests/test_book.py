@@ -2,8 +2,11 @@
 
 The book is built once per run, exactly as ``make book`` builds it (``-W -n --keep-going``: any
 warning fails), into a temporary folder. Then: every page of the table of contents is there and
-shows no error output; and, in headless Chromium with the network cut off, Chapter 1's math is
-typeset by the MathJax copy shipped inside the build and its figure is on the page.
+shows no error output; the front page links every chapter and no missing one; in headless
+Chromium with the network cut off, Chapter 1's math is typeset by the MathJax copy shipped inside
+the build and its figure is on the page; and on every page, at a 1280-pixel window, no display
+equation, table, code block or cell output is wider than its column unless it scrolls sideways
+with a visible scrollbar, and no script fails.
 """
 from __future__ import annotations
 
@@ -15,6 +18,8 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import json
 
 import matplotlib.image
 import pytest
@@ -198,15 +203,19 @@ def chromium_executable() -> str:
     return found
 
 
-def run_chromium(url: str, profile: Path, *mode: str) -> subprocess.CompletedProcess:
-    """Headless Chromium on ``url`` with the network cut off; ``mode`` is --dump-dom or --screenshot=..."""
+def run_chromium(url: str, profile: Path, *mode: str, hide_scrollbars: bool = True) -> subprocess.CompletedProcess:
+    """Headless Chromium on ``url`` with the network cut off; ``mode`` is --dump-dom or --screenshot=...
+
+    Its stderr holds the page's console messages (``--enable-logging=stderr``).
+    """
     command = [
         chromium_executable(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync",
         f"--user-data-dir={profile}",
         # Any host name fails to resolve: whatever renders, renders offline.
         "--host-resolver-rules=MAP * ~NOTFOUND",
-        "--virtual-time-budget=15000", "--hide-scrollbars", "--force-device-scale-factor=1",
+        "--virtual-time-budget=15000", "--force-device-scale-factor=1", "--enable-logging=stderr", "--v=0",
+        *(["--hide-scrollbars"] if hide_scrollbars else []),
         f"--window-size={SCREENSHOT_SIZE[0]},{SCREENSHOT_SIZE[1]}",
         *mode, url,
     ]
@@ -310,3 +319,159 @@ def test_chapter_one_screenshot_is_a_rendered_page(chapter_one_in_browser: Brows
     assert pixels.shape[:2] == (height, width), f"screenshot is {pixels.shape[1]}x{pixels.shape[0]}, not {width}x{height}"
     # A blank or single-colour page (nothing rendered) has almost no variation.
     assert pixels[..., :3].std() > 0.05, "the screenshot is (nearly) blank: the page did not render"
+
+
+# ------------------------------------------------------------------ the front page
+
+DOC_LINK = re.compile(r"\{doc\}`(?:[^`<]*<)?([^`>]+)>?`")
+COMING_CHAPTER = re.compile(r"^(\d+)\. ", re.MULTILINE)
+
+
+def front_page_problems(intro: str, toc_pages: list[str], root: str = "book/intro") -> list[str]:
+    """How the front page disagrees with the table of contents.
+
+    Every chapter in the table of contents (a page named ``NN_topic``) must be linked from the
+    front page with ``{doc}``; every ``{doc}`` link must name a page of the table of contents;
+    and the list of chapters still to come must not hold the number of a chapter that exists.
+    """
+    folder = Path(root).parent
+    linked = {str(folder / target) for target in DOC_LINK.findall(intro)}
+    chapters = {page for page in toc_pages if re.fullmatch(r"\d{2}_\w+", Path(page).name)}
+    problems = [f"{page} is in _toc.yml but the front page does not link it"
+                for page in sorted(chapters - linked)]
+    problems += [f"the front page links {page}, which is not in _toc.yml" for page in sorted(linked - set(toc_pages))]
+    written = {int(Path(page).name[:2]) for page in chapters}
+    coming = intro[intro.find("Still to come"):] if "Still to come" in intro else ""
+    problems += [f"the front page lists Chapter {number} as still to come, but it is in _toc.yml"
+                 for number in sorted({int(n) for n in COMING_CHAPTER.findall(coming)} & written)]
+    return problems
+
+
+def test_front_page_links_every_chapter_and_lists_none_as_coming_that_exists():
+    intro = page_source(load_toc()[0])
+    problems = front_page_problems(intro.read_text(encoding="utf-8"), load_toc())
+    assert not problems, f"{intro.relative_to(REPO)} is out of date:\n" + "\n".join(problems)
+
+
+def test_front_page_check_finds_a_missing_a_dead_and_a_stale_chapter():
+    toc = ["book/intro", "book/01_a", "book/02_b", "book/bibliography"]
+    good = "{doc}`A <01_a>` and {doc}`02_b`, see {doc}`bibliography`.\n\nStill to come:\n\n3. C\n"
+    assert front_page_problems(good, toc) == []
+    problems = front_page_problems("{doc}`A <01_a>` {doc}`09_z`\n\nStill to come:\n\n2. B\n", toc)
+    assert problems == ["book/02_b is in _toc.yml but the front page does not link it",
+                        "the front page links book/09_z, which is not in _toc.yml",
+                        "the front page lists Chapter 2 as still to come, but it is in _toc.yml"]
+
+
+# ------------------------------------------------------------------ nothing cut off, on any page
+
+# Run in the page once MathJax has typeset it: every display equation, table, code block and cell
+# output whose content is wider than its box, unless the box scrolls sideways with a scrollbar
+# that takes room on the page (one a reader can see). The result goes into the DOM as JSON.
+LAYOUT_PROBE = """
+<script>
+window.addEventListener("load", () => {
+  const typeset = (window.MathJax && MathJax.startup && MathJax.startup.promise) || Promise.resolve();
+  typeset.then(() => setTimeout(() => {
+    const article = document.querySelector("article") || document.body;
+    const selector = "mjx-container[display='true'], div.math, table, pre, div.cell_output";
+    const found = [];
+    const scrollsVisibly = (element) => {
+      const style = getComputedStyle(element);
+      const scrollbar = element.offsetHeight - element.clientHeight
+        - parseFloat(style.borderTopWidth) - parseFloat(style.borderBottomWidth);
+      return ["auto", "scroll"].includes(style.overflowX) && scrollbar > 0;
+    };
+    for (const box of article.querySelectorAll(selector)) {
+      const parent = box.parentElement;
+      const width = box.getBoundingClientRect().width;
+      let content = 0, room = 0, overflow = "";
+      if (box.scrollWidth > box.clientWidth + 1 && !scrollsVisibly(box)) {
+        // its content is wider than the box itself
+        content = box.scrollWidth; room = box.clientWidth; overflow = getComputedStyle(box).overflowX;
+      } else if (parent && width > parent.clientWidth + 1 && !scrollsVisibly(parent)) {
+        // the box is wider than the element that holds it
+        content = Math.round(width); room = parent.clientWidth; overflow = "parent " + getComputedStyle(parent).overflowX;
+      } else {
+        continue;
+      }
+      found.push({element: box.tagName.toLowerCase() + (box.className ? "." + box.className : ""),
+                  content: content, box: room, overflow: overflow,
+                  text: box.innerText.replace(/\\s+/g, " ").slice(0, 70)});
+    }
+    const report = document.createElement("pre");
+    report.id = "layout-report";
+    report.textContent = JSON.stringify(found);
+    document.body.appendChild(report);
+  }, 300));
+});
+</script>
+"""
+CONSOLE_ERROR = re.compile(r"CONSOLE[:(]\d+\)?\] \"(Uncaught [^\"]*)\"")  # CONSOLE:1] or CONSOLE(1)]
+
+
+@dataclass(frozen=True)
+class Layout:
+    too_wide: list[dict]
+    script_errors: list[str]
+
+
+def page_layout(html_file: Path, scratch: Path) -> Layout:
+    """Open ``html_file`` (with the probe added, beside it so its links work) in Chromium at
+    1280 pixels, scrollbars shown, and return what is too wide and what scripts failed."""
+    probe_page = html_file.with_name(f"{html_file.stem}.layout-probe.html")
+    probe_page.write_text(html_file.read_text(encoding="utf-8").replace("</body>", LAYOUT_PROBE + "</body>"),
+                          encoding="utf-8")
+    try:
+        result = run_chromium(probe_page.as_uri(), scratch / f"profile-{html_file.stem}", "--dump-dom",
+                              hide_scrollbars=False)
+    finally:
+        probe_page.unlink()
+    report = BeautifulSoup(result.stdout, "html.parser").find("pre", id="layout-report")
+    assert report is not None, f"the layout probe did not run on {html_file.name}"
+    return Layout(json.loads(report.get_text()), CONSOLE_ERROR.findall(result.stderr))
+
+
+def describe(box: dict) -> str:
+    return (f"{box['element'][:40]}: content {box['content']} px in a box of {box['box']} px "
+            f"(overflow-x: {box['overflow']}): {box['text']!r}")
+
+
+def test_layout_probe_reports_cut_off_content_but_not_content_that_scrolls_visibly(tmp_path):
+    chromium_executable()
+    wide = "x" * 400
+    page = tmp_path / "page.html"
+    page.write_text(f"""<html><body><article style="width: 600px">
+      <pre style="overflow-x: hidden">cut {wide}</pre>
+      <pre style="overflow-x: auto">scrolls {wide}</pre>
+      <table><tr><td style="white-space: nowrap">table {wide}</td></tr></table>
+      <div style="overflow-x: auto"><table><tr><td style="white-space: nowrap">inside {wide}</td></tr></table></div>
+      <pre>short</pre>
+      <script>undefinedFunction();</script>
+    </article></body></html>""", encoding="utf-8")
+    layout = page_layout(page, tmp_path)
+    assert [box["text"].split()[0] for box in layout.too_wide] == ["cut", "table"], layout.too_wide
+    assert any("undefinedFunction" in error for error in layout.script_errors), layout.script_errors
+
+
+@pytest.fixture(scope="module")
+def layouts(book: Build, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Layout]:
+    chromium_executable()
+    html_dir = built(book)
+    scratch = tmp_path_factory.mktemp("layout")
+    pages = {}
+    for page in load_toc():
+        name = str(Path(page).with_suffix("")) if page.endswith(PAGE_SUFFIXES) else page
+        pages[name] = page_layout(html_dir / f"{name}.html", scratch)
+    return pages
+
+
+def test_no_page_cuts_off_math_tables_code_or_output(layouts: dict[str, Layout]):
+    problems = [f"{page}: {describe(box)}" for page, layout in layouts.items() for box in layout.too_wide]
+    assert not problems, ("wider than the column and not visibly scrollable (split the equation, wrap "
+                          "the printed lines, or trim the table):\n" + "\n".join(problems))
+
+
+def test_no_page_has_a_script_error(layouts: dict[str, Layout]):
+    problems = [f"{page}: {error}" for page, layout in layouts.items() for error in layout.script_errors]
+    assert not problems, "JavaScript errors on the rendered pages:\n" + "\n".join(problems)
