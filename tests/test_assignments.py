@@ -175,3 +175,17 @@ def test_the_hint_check_catches_a_hint_that_gives_the_solution_away():
     fragments = solution_fragments("ch04")
     assert solution_lines_in("one row per example: h_t = np.tanh(i_t @ W_hi.T + h_prev @ W_hh.T + b_h)", fragments)
     assert solution_lines_in("scale = min(1.0, max_norm / (total_norm + 1e-6))", fragments)
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_the_untouched_exercise_runs_top_to_bottom_without_a_traceback(assignment):
+    # Run All before any item is done: every check says "not implemented" and the closing cell
+    # says what it needs, instead of a NotImplementedError traceback.
+    from nbclient import NotebookClient
+
+    exercise = nbformat.read(notebook("exercises", assignment), as_version=4)
+    NotebookClient(exercise, timeout=120, kernel_name="python3", allow_errors=True,
+                   resources={"metadata": {"path": str(ROOT)}}).execute()
+    outputs = [output for cell in exercise.cells if cell.cell_type == "code" for output in cell.outputs]
+    assert [output for output in outputs if output.output_type == "error"] == []
+    assert "finish items 1 to 5 first" in outputs[-1].get("text", "")
