@@ -212,11 +212,32 @@ class Seq2Seq(nn.Module):
     # --------------------------------------------------------------------------- teacher forcing
     def forward(self, source: Tensor, source_lengths: Tensor, target_in: Tensor) -> tuple[Tensor, Tensor | None]:
         """Teacher-forced: ``target_in (batch, T)`` = BOS, y_1 .. y_{T-1} ->
-        ``(log_probs (batch, T, V), attention weights (batch, T, S) or None)``."""
+        ``(log_probs (batch, T, V), attention weights (batch, T, S) or None)``.
+
+        Without attention and with Luong's, the decoder's states do not depend on the context
+        vectors, so all ``T`` steps run in one call of the recurrent layer and one attention over
+        ``T`` queries: the same numbers as ``T`` calls of :meth:`step` (tested), much faster.
+        Bahdanau's decoder feeds ``c_t`` into step ``t``, so it must go step by step.
+        """
         target_in = _check_ids("target_in", target_in)
         if target_in.shape[0] != source.shape[0]:
             raise checks.ArgumentError(f"{source.shape[0]} sources but {target_in.shape[0]} target rows")
         state = self.start(source, source_lengths)
+        if self.attention_style == "bahdanau":
+            return self._forward_step_by_step(target_in, state)
+        states, _ = self.decoder_layer(self.embedding(target_in), state.layer_state)   # (batch, T, d_dec)
+        if self.attention is None:
+            return F.log_softmax(self.readout(states), dim=-1), None
+        mask = state.memory_mask[:, None, :]
+        if state.projected_memory is not None:
+            context, weights = attend(self.attention.score(states, state.memory, state.projected_memory),
+                                      state.memory, mask)
+        else:
+            context, weights = self.attention(states, state.memory, mask=mask)          # (batch, T, d_enc)
+        combined = torch.tanh(self.combine(torch.cat([context, states], dim=-1)))        # s̃_t
+        return F.log_softmax(self.readout(combined), dim=-1), weights
+
+    def _forward_step_by_step(self, target_in: Tensor, state: DecoderState) -> tuple[Tensor, Tensor | None]:
         log_probs, weights = [], []
         for tokens in target_in.unbind(dim=1):
             step_log_probs, state, step_weights = self.step(tokens, state)

@@ -156,3 +156,15 @@ def test_bad_arguments_get_clear_errors():
         model(source, torch.tensor([5, 0, 2]), target_in)
     with pytest.raises(TypeError, match="tensor of token ids"):
         model(source.float(), lengths, target_in)
+
+
+@pytest.mark.parametrize("attention, score", [(None, "dot"), ("luong", "dot"), ("luong", "general"),
+                                              ("luong", "additive")])
+def test_the_parallel_teacher_forced_pass_equals_step_by_step(attention, score):
+    model = _model(attention, score, layers=2)
+    source, lengths, target_in = _batch()
+    log_probs, weights = model(source, lengths, target_in)
+    stepped, stepped_weights = model._forward_step_by_step(target_in, model.start(source, lengths))
+    assert torch.allclose(log_probs, stepped, atol=1e-12)
+    if attention is not None:
+        assert torch.allclose(weights, stepped_weights, atol=1e-12)
