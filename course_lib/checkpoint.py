@@ -7,6 +7,9 @@ pickle, loading one cannot run code, so a checkpoint shared by anyone is safe to
 Metadata (training configuration, step, vocabulary, ...) is stored in the header, each value
 as a JSON string, and comes back as the Python values that were saved.
 
+Models that are not ``nn.Module``s (an n-gram model's counts) are written the same way by
+:func:`save_arrays` and read back by :func:`load_arrays`: named arrays and JSON metadata, no pickle.
+
 Tied weights (one parameter reachable under two names, e.g. GPT's token embedding and output
 layer) are written once, under the first name in the state dict; loading fills every alias.
 """
@@ -22,7 +25,7 @@ import torch.nn as nn
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
-__all__ = ["save_checkpoint", "load_checkpoint", "read_checkpoint_metadata"]
+__all__ = ["load_arrays", "load_checkpoint", "read_checkpoint_metadata", "save_arrays", "save_checkpoint"]
 
 
 def _alias_key(t: torch.Tensor) -> tuple:
@@ -63,6 +66,25 @@ def save_checkpoint(model: nn.Module, path: str | PathLike, metadata: dict[str, 
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    return _write(_tensors_to_write(model), path, metadata)
+
+
+def save_arrays(arrays: dict[str, Any], path: str | PathLike, metadata: dict[str, Any] | None = None) -> Path:
+    """Write named arrays (NumPy arrays or tensors) and JSON ``metadata`` to a safetensors file."""
+    tensors = {name: torch.as_tensor(array).detach().to("cpu").contiguous() for name, array in arrays.items()}
+    return _write(tensors, path, metadata)
+
+
+def load_arrays(path: str | PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The arrays and the metadata of a file written by :func:`save_arrays`."""
+    path = _open_checked(path)
+    try:
+        return load_file(str(path)), read_checkpoint_metadata(path)
+    except SafetensorError as err:
+        raise ValueError(f"{str(path)!r} is not a readable safetensors file: {err}") from err
+
+
+def _write(tensors: dict[str, torch.Tensor], path: str | PathLike, metadata: dict[str, Any] | None) -> Path:
     header: dict[str, str] = {}
     for key, value in (metadata or {}).items():
         if not isinstance(key, str):
@@ -74,7 +96,6 @@ def save_checkpoint(model: nn.Module, path: str | PathLike, metadata: dict[str, 
                 f"metadata[{key!r}] of type {type(value).__name__} cannot be written as JSON; "
                 "use numbers, strings, lists, dicts, booleans or None (e.g. dataclasses.asdict(config))"
             ) from err
-    tensors = _tensors_to_write(model)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(path), metadata=header)

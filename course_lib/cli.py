@@ -9,14 +9,17 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def _grade(args: argparse.Namespace) -> int:
+    """Everything the instructor chose (paths, limits, hidden cases, output places) is checked before
+    any grading starts: a mistake exits 2 with what to fix, and no result is lost to it."""
     import tempfile
 
+    from course_lib.checks import ArgumentError
     from course_lib.grading.cases import assignment_modules
     from course_lib.grading.export import write_gradescope, write_reports
     from course_lib.grading.hidden import HiddenCasesError, load_hidden_case_sets
     from course_lib.grading.inputs import InputError, collect
     from course_lib.grading.report import format_protections, format_submission, format_summary
-    from course_lib.grading.runner import Limits, SubmissionResult, grade_batch
+    from course_lib.grading.runner import Limits, PreparationError, SubmissionResult, grade_batch
 
     def misuse(message: str) -> int:
         print(f"course grade: {message}", file=sys.stderr)
@@ -30,14 +33,20 @@ def _grade(args: argparse.Namespace) -> int:
     for option in ("case_seconds", "item_seconds", "notebook_seconds", "memory_mb"):
         if getattr(args, option) is not None and getattr(args, option) <= 0:
             return misuse(f"--{option.replace('_', '-')} must be positive")
+    chosen = {k: getattr(args, k) for k in ("case_seconds", "item_seconds", "notebook_seconds", "memory_mb")
+              if getattr(args, k) is not None}
+    try:
+        limits = Limits(**chosen)
+    except ArgumentError as error:
+        return misuse(f"--{str(error).replace('_', '-')}")
+    problem = _unwritable_output(args.out, args.gradescope)
+    if problem:
+        return misuse(problem)
     if args.hidden_cases is not None:
         try:
             load_hidden_case_sets(args.hidden_cases)
         except HiddenCasesError as error:
             return misuse(str(error))
-    chosen = {k: getattr(args, k) for k in ("case_seconds", "item_seconds", "notebook_seconds", "memory_mb")
-              if getattr(args, k) is not None}
-    limits = Limits(**chosen)
     with tempfile.TemporaryDirectory(prefix="lm-course-inputs-") as workspace:
         try:
             submissions = collect(args.paths, Path(workspace))
@@ -58,6 +67,10 @@ def _grade(args: argparse.Namespace) -> int:
             results = grade_batch([(s.name, s.path, s.problem) for s in submissions], args.assignment, limits,
                                   jobs=args.jobs, hidden_cases=args.hidden_cases,
                                   on_result=lambda result: progress.update(1))
+        except (PreparationError, HiddenCasesError) as error:
+            return misuse(str(error))
+        except KeyError as error:
+            return misuse(str(error.args[0]) if error.args else str(error))
         finally:
             progress.close()
     if len(results) == 1:
@@ -72,6 +85,36 @@ def _grade(args: argparse.Namespace) -> int:
         write_gradescope(results[0], args.gradescope)
         print(f"wrote {args.gradescope}")
     return 0
+
+
+def _unwritable_output(out: str | None, gradescope: str | None) -> str | None:
+    """Why ``--out`` or ``--gradescope`` cannot be written to, found before grading; None if they can."""
+    import tempfile
+
+    places = []
+    if out is not None:
+        folder = Path(out)
+        if folder.exists() and not folder.is_dir():
+            return f"--out {out}: this is a file; name a folder (it is created if missing)"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            return f"--out {out}: cannot create this folder: {error.strerror or error}"
+        places.append(("--out", out, folder))
+    if gradescope is not None:
+        target = Path(gradescope)
+        if target.is_dir():
+            return f"--gradescope {gradescope}: this is a folder; name the results.json file to write"
+        if not target.parent.is_dir():
+            return f"--gradescope {gradescope}: the folder {target.parent} does not exist; create it first"
+        places.append(("--gradescope", gradescope, target.parent))
+    for option, given, folder in places:
+        try:
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as error:
+            return f"{option} {given}: cannot write there: {error.strerror or error}"
+    return None
 
 
 def _progress_bar(total: int, wanted: bool | None):
@@ -120,7 +163,6 @@ def _notebooks(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     import time
 
-    from course_lib.checkpoint import save_checkpoint
     from course_lib.recipes import checkpoint_path, find_recipe
 
     try:
@@ -133,7 +175,7 @@ def _train(args: argparse.Namespace) -> int:
     model, metadata = recipe.train(seed=seed)
     metadata = {**metadata, "recipe": recipe.name, "seed": seed,
                 "train_seconds": round(time.perf_counter() - started, 1)}
-    path = save_checkpoint(model, Path(args.out) if args.out else checkpoint_path(recipe.name), metadata)
+    path = recipe.save(model, Path(args.out) if args.out else checkpoint_path(recipe.name), metadata)
     print(f"wrote {path} ({metadata['train_seconds']} s)")
     return 0
 

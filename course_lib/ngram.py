@@ -54,6 +54,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from course_lib.checkpoint import load_arrays, save_arrays
 from course_lib.checks import non_negative_int
 from course_lib.language_model import WindowLanguageModel, sample
 
@@ -742,6 +743,13 @@ class NGramLM(WindowLanguageModel):
         m = self._order if m is None else _check_order(m, "m")
         if m > self._order:
             raise ValueError(f"an order-{self._order} model has counts of orders 1..{self._order}, not {m}")
+        vocabulary = self._vocabulary
+        grams = zip(*(column.tolist() for column in self._ngram_ids(m).T))
+        counts = self._levels[m].ngram_counts.tolist()
+        return {tuple(vocabulary[i] for i in gram): int(c) for gram, c in zip(grams, counts)}
+
+    def _ngram_ids(self, m: int) -> np.ndarray:
+        """The distinct m-grams counted at fit as ids, oldest first: (types, m), in the order of the counts."""
         V, level = len(self._vocabulary), self._levels[m]
         columns = []
         rank = level.ngrams.keys // V
@@ -750,9 +758,40 @@ class NGramLM(WindowLanguageModel):
             columns.append(key % V)
             rank = key // V
         columns.append(level.ngrams.keys % V)
-        vocabulary = self._vocabulary
-        grams = zip(*(col.tolist() for col in columns))
-        return {tuple(vocabulary[i] for i in gram): int(c) for gram, c in zip(grams, level.ngram_counts.tolist())}
+        return np.column_stack(columns)
+
+    # ---- saving a fitted model as plain data ------------------------------------------------------
+
+    def to_arrays(self) -> tuple[dict[str, np.ndarray], dict]:
+        """The fitted model as plain data: its order-n n-grams as ids ``(types, n)`` with their counts
+        ``(types,)``, and its settings with V. The order-n counts at the predicted positions hold every
+        lower order too (their suffixes), so :meth:`from_arrays` rebuilds exactly this model."""
+        self._require_fitted()
+        id_type = np.int16 if len(self._vocabulary) <= np.iinfo(np.int16).max else np.int32  # a small file
+        arrays = {"ngrams": self._ngram_ids(self._order).astype(id_type),
+                  "counts": self._levels[self._order].ngram_counts.astype(np.int32)}
+        settings = {"order": self._order, "smoothing": self._smoothing, "k": self._k, "discount": self._discount,
+                    "lambdas": list(self._lambdas), "unk_cutoff": self._unk_cutoff,
+                    "interpolate_uniform": self._interpolate_uniform, "vocabulary": list(self._vocabulary)}
+        return arrays, settings
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray], settings: Mapping) -> "NGramLM":
+        """The model :meth:`to_arrays` wrote, with the same counts and so the same probabilities."""
+        settings = dict(settings)
+        vocabulary = tuple(settings.pop("vocabulary"))
+        if vocabulary[:len(SPECIALS)] != SPECIALS:
+            raise ValueError(f"an n-gram vocabulary starts with {SPECIALS}, got {vocabulary[:3]}")
+        model = cls(**settings)
+        ngrams = np.asarray(arrays["ngrams"], dtype=np.int64)
+        counts = np.asarray(arrays["counts"], dtype=np.int64)
+        if ngrams.ndim != 2 or ngrams.shape[1] != model.order or counts.shape != (ngrams.shape[0],):
+            raise ValueError(f"arrays must hold ngrams (types, {model.order}) and counts (types,), "
+                             f"got {ngrams.shape} and {counts.shape}")
+        model._index = _TokenIds((token, i) for i, token in enumerate(vocabulary))
+        model._count(np.repeat(ngrams, counts, axis=0), len(vocabulary))
+        model._vocabulary = vocabulary
+        return model
 
     def next_token_distribution(self, context: Sequence[str] = ()) -> dict[str, float]:
         """P(. | context) over the whole vocabulary (``"</s>"``, ``"<unk>"`` and ``"<s>"`` included)."""
@@ -811,6 +850,20 @@ class NGramLM(WindowLanguageModel):
         prompt = [BOS_ID, *self.encode(_check_tokens(context, "context"))]
         drawn = sample(self, prompt, max_tokens=max_tokens, stop_id=EOS_ID, draw=draw)
         return self.decode(drawn)
+
+    def save(self, path, metadata: Mapping | None = None):
+        """Write the fitted model (:meth:`to_arrays`) to a safetensors file: integer arrays and JSON,
+        no pickle. Returns the path."""
+        arrays, settings = self.to_arrays()
+        return save_arrays(arrays, path, {**(metadata or {}), "ngram_settings": settings})
+
+    @classmethod
+    def load(cls, path) -> tuple["NGramLM", dict]:
+        """The model :meth:`save` wrote, and the file's metadata."""
+        arrays, metadata = load_arrays(path)
+        if "ngram_settings" not in metadata:
+            raise ValueError(f"{str(path)!r} holds no n-gram model (no 'ngram_settings'); NGramLM.save writes one")
+        return cls.from_arrays({name: array.numpy() for name, array in arrays.items()}, metadata["ngram_settings"]), metadata
 
     # ---- the id view: the language-model protocol -------------------------------------------------
 

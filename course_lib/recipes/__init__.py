@@ -5,6 +5,9 @@ figures it reached, the settings it used). ``course train NAME`` runs it and sav
 ``book/checkpoints/NAME.safetensors``, a small file the chapter notebook loads. Recipes live in
 ``course_lib/recipes/chNN_topic.py`` modules, each with a ``RECIPES`` dict from name to
 ``Recipe``; they are discovered by file name.
+
+A model that is not an ``nn.Module`` (Chapter 1's counts) gives its recipe a ``save`` and a
+``load`` of its own; every other recipe saves and loads a state dict.
 """
 from __future__ import annotations
 
@@ -15,6 +18,8 @@ from typing import Any, Callable
 
 from torch import nn
 
+from course_lib.checkpoint import load_checkpoint, save_checkpoint
+
 CHECKPOINT_DIR = Path(__file__).resolve().parent.parent.parent / "book" / "checkpoints"
 
 
@@ -22,9 +27,11 @@ CHECKPOINT_DIR = Path(__file__).resolve().parent.parent.parent / "book" / "check
 class Recipe:
     name: str
     description: str
-    build_model: Callable[[], nn.Module]                      # the untrained model, to load a checkpoint into
-    train: Callable[..., tuple[nn.Module, dict[str, Any]]]   # train(seed=0, steps=None) -> (model, metadata)
-    seed: int = 0                                             # the seed its committed checkpoint was trained from
+    build_model: Callable[[], nn.Module] | None           # the untrained model, to load a checkpoint into
+    train: Callable[..., tuple[Any, dict[str, Any]]]     # train(seed=0, steps=None) -> (model, metadata)
+    seed: int = 0                                         # the seed its committed checkpoint was trained from
+    save: Callable[[Any, Path, dict[str, Any]], Path] = save_checkpoint  # save(model, path, metadata)
+    load: Callable[[Path], tuple[Any, dict[str, Any]]] | None = None    # load(path) -> (model, metadata)
 
 
 def all_recipes() -> dict[str, Recipe]:
@@ -47,14 +54,14 @@ def checkpoint_path(name: str) -> Path:
     return CHECKPOINT_DIR / f"{name}.safetensors"
 
 
-def load_trained(name: str) -> tuple[nn.Module, dict[str, Any]]:
+def load_trained(name: str) -> tuple[Any, dict[str, Any]]:
     """The model a recipe trained, loaded from its committed checkpoint, and the checkpoint's metadata."""
-    from course_lib.checkpoint import load_checkpoint
-
     recipe = find_recipe(name)
     path = checkpoint_path(name)
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist: create it with `course train {name}`")
+    if recipe.load is not None:
+        return recipe.load(path)
     model = recipe.build_model()
     metadata = load_checkpoint(model, path)
     model.eval()

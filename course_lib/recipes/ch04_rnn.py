@@ -27,6 +27,7 @@ from course_lib.checks import integer
 from course_lib.data.corpus import StoryCorpus, story_corpus
 from course_lib.data.text import Vocabulary
 from course_lib.recipes import Recipe
+from course_lib.recipes.ch01_ngrams import CORPUS  # the splits of Chapters 1 and 3
 from course_lib.rnn import RNN, RecurrentLM
 from course_lib.runtime import seed_everything
 from course_lib.story_text import BOUNDARY, char_vocabulary, encode_story
@@ -45,7 +46,6 @@ __all__ = [
     "train_char_rnn",
 ]
 
-CORPUS = {"train_stories": 1000, "validation_stories": 200, "test_stories": 200, "seed": 0}  # Chapters 1 and 3
 D_EMBED = 32
 D_HIDDEN = 384
 
