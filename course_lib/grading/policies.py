@@ -33,11 +33,13 @@ AUTOGRAD = (
 )
 
 # The softmax and its logarithm, as functions, methods and modules (softmin(-z) is softmax(z)).
+# The private kernels torch._softmax and torch._log_softmax are left out: torch's own modules
+# reach them through torch.ops.aten (e.g. ``aten._softmax.default``), which a guard would break.
 SOFTMAX = (
     "torch.softmax", "torch.nn.functional.softmax", "torch.Tensor.softmax", "torch.special.softmax",
-    "torch._softmax", "torch.nn.Softmax", "torch.nn.functional.softmin",
+    "torch.nn.Softmax", "torch.nn.functional.softmin",
     "torch.log_softmax", "torch.nn.functional.log_softmax", "torch.Tensor.log_softmax",
-    "torch.special.log_softmax", "torch._log_softmax", "torch.nn.LogSoftmax",
+    "torch.special.log_softmax", "torch.nn.LogSoftmax",
 )
 
 # The cross-entropy loss, and the pieces that make it one call: a log-softmax, NLL, log-sum-exp.
