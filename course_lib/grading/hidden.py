@@ -56,8 +56,10 @@ def _case_sets_of(path: Path) -> list[CaseSet]:
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)
-    except Exception as error:
-        raise HiddenCasesError(f"{path}: could not be loaded: {type(error).__name__}: {error}") from error
+    except KeyboardInterrupt:
+        raise
+    except BaseException as error:  # SystemExit too: a hidden-cases file must not end the grader
+        raise HiddenCasesError(f"{path}: could not be loaded: {type(error).__name__}: {error}") from None
     case_sets = getattr(module, "CASE_SETS", None)
     if not isinstance(case_sets, (list, tuple)) or not all(isinstance(c, CaseSet) for c in case_sets):
         raise HiddenCasesError(f"{path}: must define CASE_SETS, a list of CaseSet")

@@ -10,7 +10,11 @@ stands (inside a function too): ``import a.b``, ``from a import b`` (``b`` a mod
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent.parent   # the course_lib folder
+CASE_SETS_PACKAGE = "course_lib.grading.assignments"
 
 
 def module_files(package_dir: Path) -> dict[str, Path]:
@@ -91,3 +95,14 @@ def importers_of(targets: list[str], package_dir: Path) -> list[str]:
                 blocked.add(module)
                 changed = True
     return list(dict.fromkeys([*targets, *sorted(blocked - set(targets))]))
+
+
+@functools.lru_cache(maxsize=None)
+def _blocked(reference_modules: tuple[str, ...]) -> tuple[str, ...]:
+    return (*importers_of(list(reference_modules), PACKAGE_DIR), CASE_SETS_PACKAGE)
+
+
+def blocked_modules(reference_modules: tuple[str, ...] | list[str]) -> list[str]:
+    """What a student's code may not import while an assignment with these reference modules is
+    graded (or checked): the references, course_lib's modules that import them, the case sets."""
+    return list(_blocked(tuple(reference_modules)))

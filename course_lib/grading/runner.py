@@ -16,19 +16,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from course_lib.checks import integer, number
 from course_lib.grading import codec
 from course_lib.grading.cases import Assignment, Case, ItemResult, Outcome, judge, load_assignment
 from course_lib.grading.hidden import load_hidden_case_sets, with_hidden
-from course_lib.grading.import_graph import importers_of
+from course_lib.grading import import_graph
 from course_lib.grading.notebook import (
     Submission, SubmissionError, assignment_from_filename, read_submission, runnable_source,
 )
 from course_lib.grading.records import plain_text
-from course_lib.grading.sandbox import Protections, SandboxSpec, filtered_package_copy, readable_directories
+from course_lib.grading.sandbox import (
+    Protections, SandboxSpec, filtered_package_copy, readable_directories, remove_group,
+)
 from course_lib.grading.session import Collected, ItemCases, WorkerSession
 from course_lib.grading.zygote import Zygote, ZygoteError, shared_zygote, worker_environment
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent   # the course_lib folder
+MAX_SECONDS = 86_400.0          # a day: any limit above is a mistake (and would overflow the timers)
+MAX_MEMORY_MB = 1 << 20         # a terabyte
+WORKER_HEADROOM_MB = 256        # above the fork server's own size, for the worker to run at all
+
+
+class PreparationError(ValueError):
+    """An assignment (with its hidden case sets) that cannot be graded: the message says what to fix."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +51,14 @@ class Limits:
     max_file_mb: float = 16           # largest file it may write
     tmp_mb: float = 64                # its writable /tmp (with a private filesystem)
     namespaces: bool = True           # use Linux namespaces where the platform allows
+
+    def __post_init__(self) -> None:
+        for name in ("case_seconds", "item_seconds", "notebook_seconds"):
+            number(name, getattr(self, name), above=0.0, maximum=MAX_SECONDS)
+        number("memory_mb", self.memory_mb, above=0.0, maximum=MAX_MEMORY_MB)
+        number("max_file_mb", self.max_file_mb, above=0.0, maximum=MAX_MEMORY_MB)
+        number("tmp_mb", self.tmp_mb, above=0.0, maximum=MAX_MEMORY_MB)
+        integer("max_processes", self.max_processes, minimum=4, maximum=100_000)
 
     def to_json(self) -> dict:
         return {"case_seconds": self.case_seconds, "item_seconds": self.item_seconds,
@@ -122,9 +140,18 @@ class Grader:
             return self.prepared[key]
 
     def _prepare(self, assignment: Assignment) -> PreparedAssignment:
-        cases = {item.name: item.cases() for item in assignment.case_sets}
-        encoded = {name: [codec.encode(case.kwargs) for case in item_cases] for name, item_cases in cases.items()}
-        expected = {item.name: [item.expected(case) for case in cases[item.name]] for item in assignment.case_sets}
+        cases, encoded, expected = {}, {}, {}
+        for item in assignment.case_sets:
+            cases[item.name] = _prepared(item.name, "its case generator", lambda: item.cases())
+            if not isinstance(cases[item.name], list) or not cases[item.name]:
+                raise PreparationError(f"{item.name}: the case generator produced no cases; it must return a "
+                                       "non-empty list of Case")
+            encoded[item.name] = [_prepared(item.name, f"the inputs of case {case.label!r}",
+                                            lambda case=case: codec.encode(case.kwargs))
+                                  for case in cases[item.name]]
+            expected[item.name] = [_prepared(item.name, f"the reference on case {case.label!r}",
+                                             lambda case=case: item.expected(case))
+                                   for case in cases[item.name]]
         overlay_root = self.scratch / f"overlay-{assignment.name}"
         blocked = blocked_modules(assignment)
         filtered_package_copy(PACKAGE_DIR, overlay_root, blocked)
@@ -245,13 +272,41 @@ class Grader:
         except ZygoteError as error:
             return Collected(ending=str(error))
         session = WorkerSession(pid, job_fd, result_fd, items, ceiling=seconds, item_seconds=self.limits.item_seconds)
-        return session.run(job)
+        try:
+            return session.run(job)
+        finally:
+            remove_group(pid)
+
+
+def _prepared(item: str, what: str, action: Callable[[], Any]) -> Any:
+    """``action()``, or a PreparationError naming the item and what failed (an instructor's case set
+    that raises, exits, or makes inputs the grader cannot send)."""
+    try:
+        return action()
+    except KeyboardInterrupt:
+        raise
+    except codec.CodecError as error:
+        raise PreparationError(f"{item}: {what} cannot be sent to a worker: {error}") from None
+    except BaseException as error:  # SystemExit included: an instructor's file must not end the grader
+        raise PreparationError(f"{item}: {what} failed: {type(error).__name__}: {error}") from None
+
+
+def check_memory_room(limits: Limits, zygote: Zygote) -> None:
+    """Refuse a memory cap that leaves a worker no room to start (every student would get zero)."""
+    zygote.wait_ready()
+    if zygote.address_space_mb is None:
+        return
+    needed = int(zygote.address_space_mb + WORKER_HEADROOM_MB + 0.999)
+    if limits.memory_mb < needed:
+        raise PreparationError(f"--memory-mb {limits.memory_mb:g} leaves a worker no room to start: Python with "
+                               f"PyTorch already takes {zygote.address_space_mb:.0f} MB of address space; "
+                               f"use at least {needed}")
 
 
 def blocked_modules(assignment: Assignment) -> list[str]:
     """Modules a worker must not import nor read: the graded concept's modules, every module of
     course_lib that imports one of them (found in the import graph, transitively), and the case sets."""
-    return [*importers_of(list(assignment.reference_modules), PACKAGE_DIR), "course_lib.grading.assignments"]
+    return import_graph.blocked_modules(assignment.reference_modules)
 
 
 def display_name(name: str) -> str:
@@ -274,8 +329,12 @@ def grade_batch(submissions: Iterable[tuple[str, Path | None, str | None]], assi
     submissions = list(submissions)
     jobs = max(1, jobs or default_jobs())
     with Grader(limits, hidden_cases) as grader:
+        # everything the instructor chose is checked here, before any work: PreparationError, KeyError
+        check_memory_room(limits, grader.zygote or shared_zygote())
         if isinstance(assignment, str):
-            grader.assignment(assignment)  # an unknown assignment fails here, before any work
+            grader.assignment(assignment)  # an unknown assignment fails here
+        for name in grader.hidden:
+            grader.assignment(name)
 
         def grade_one(entry: tuple[str, Path | None, str | None]) -> SubmissionResult:
             name, path, problem = entry

@@ -4,8 +4,10 @@ It is applied by the grading worker in two steps, around the fork that starts th
 process tree (see ``worker``):
 
 ``prepare(spec)``
-    in the worker, before the fork: resource limits, then new namespaces (network, mount and
-    process ids; with a user namespace when the grader is not root).
+    in the worker, before the fork: a cgroup of its own where cgroup v2 allows one (memory and
+    process caps on the submission's processes together), resource limits, then new namespaces
+    (network, mount, process ids and System V IPC; with a user namespace when the grader is not
+    root).
 ``enclose(spec, prepared)``
     in the first process of the new namespaces: a private root filesystem (system and Python
     directories read-only, a copy of course_lib without the graded reference, a small writable
@@ -31,6 +33,7 @@ NOBODY_UID = 65534
 
 # clone(2) and mount(2) flags
 CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x00020000, 0x10000000, 0x20000000, 0x40000000
+CLONE_NEWIPC = 0x08000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x1, 0x2, 0x4, 0x8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 0x20, 0x1000, 0x4000, 0x40000
 MNT_DETACH = 0x2
@@ -90,7 +93,7 @@ class Protections:
 class Prepared:
     """What ``prepare`` managed, for ``enclose`` to build on."""
 
-    namespaces: set[str] = field(default_factory=set)   # of "user", "mount", "network", "pid"
+    namespaces: set[str] = field(default_factory=set)   # of "user", "mount", "network", "pid", "ipc"
     was_root: bool = False
     protections: Protections = field(default_factory=Protections)
 
@@ -177,10 +180,15 @@ def prepare(spec: SandboxSpec) -> Prepared:
                 active.append(f"{key} cap" if key != "core dumps" else "no core dumps")
             except (OSError, ValueError) as error:
                 missing[key] = f"setrlimit failed: {error}"
+    group = join_group(spec)
+    if group is None:
+        active.append("group memory and process cap")
+    else:
+        missing["group memory cap"] = f"{group}: only the per-process caps apply"
     if not (spec.namespaces and _LIBC is not None):
         missing["namespaces"] = "not used" if _LIBC is not None else f"not available on {sys.platform}"
         return prepared
-    flags = {"mount": CLONE_NEWNS, "network": CLONE_NEWNET, "pid": CLONE_NEWPID}
+    flags = {"mount": CLONE_NEWNS, "network": CLONE_NEWNET, "pid": CLONE_NEWPID, "ipc": CLONE_NEWIPC}
     if not prepared.was_root:
         flags = {"user": CLONE_NEWUSER, **flags}
     try:
@@ -195,7 +203,94 @@ def prepare(spec: SandboxSpec) -> Prepared:
         except OSError as error:  # the namespaces still hold; files made inside may be refused
             missing["uid map"] = f"could not map the user into its namespace: {error}"
     active.append("network cut off")
+    active.append("own IPC namespace")
     return prepared
+
+
+# --- a cgroup per submission ---------------------------------------------------------------------
+
+GROUP_PREFIX = "lm-course-worker-"
+
+
+def _cgroup2_root() -> str | None:
+    try:
+        with open("/proc/self/mountinfo") as stream:
+            for line in stream:
+                fields = line.split()
+                if " - cgroup2 " in line:
+                    return fields[4]
+    except OSError:
+        pass
+    return None
+
+
+def _own_group(root: str) -> str | None:
+    try:
+        with open("/proc/self/cgroup") as stream:
+            for line in stream:
+                if line.startswith("0::"):
+                    return os.path.join(root, line[3:].strip().lstrip("/"))
+    except OSError:
+        pass
+    return None
+
+
+def group_path(pid: int) -> str | None:
+    """The cgroup a worker of this pid would make for itself (None without cgroup v2)."""
+    root = _cgroup2_root()
+    own = _own_group(root) if root else None
+    return os.path.join(own, f"{GROUP_PREFIX}{pid}") if own else None
+
+
+def join_group(spec: SandboxSpec) -> str | None:
+    """Move this worker into a cgroup v2 of its own, with ``memory.max`` and ``pids.max``: a cap on
+    the submission's processes together (the rlimits cap each process alone). Returns None when
+    done, else why not (no cgroup v2, its memory or pids controller not delegated here, no right
+    to create a group)."""
+    root = _cgroup2_root()
+    if root is None:
+        return "no cgroup v2 hierarchy is mounted"
+    own = _own_group(root)
+    if own is None:
+        return "this process is in no cgroup v2 group"
+    try:
+        with open(os.path.join(own, "cgroup.controllers")) as stream:
+            controllers = stream.read().split()
+    except OSError as error:
+        return f"cgroup v2 unreadable: {error.strerror}"
+    if not {"memory", "pids"} <= set(controllers):
+        return "the cgroup v2 memory and pids controllers are not available to the grader here"
+    group = os.path.join(own, f"{GROUP_PREFIX}{os.getpid()}")
+    try:
+        with open(os.path.join(own, "cgroup.subtree_control"), "w") as stream:
+            stream.write("+memory +pids")
+        os.mkdir(group)
+        for name, value in (("memory.max", spec.memory_bytes), ("memory.swap.max", 0),
+                            ("pids.max", spec.max_processes)):
+            if name == "memory.swap.max" and not os.path.exists(os.path.join(group, name)):
+                continue
+            with open(os.path.join(group, name), "w") as stream:
+                stream.write(str(value))
+        with open(os.path.join(group, "cgroup.procs"), "w") as stream:
+            stream.write("0")
+    except OSError as error:
+        return f"could not create a cgroup: {error.strerror or error}"
+    return None
+
+
+def remove_group(pid: int) -> None:
+    """Remove the cgroup of a worker that has ended (called by the grader)."""
+    import time
+
+    path = group_path(pid)
+    for _ in range(40):  # the worker's last processes may take a moment to go
+        if not path or not os.path.isdir(path):
+            return
+        try:
+            os.rmdir(path)
+            return
+        except OSError:
+            time.sleep(0.05)
 
 
 def _map_own_ids() -> None:

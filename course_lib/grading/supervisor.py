@@ -35,7 +35,7 @@ from course_lib.grading.worker import ItemJob, describe_status, ignore_errors, r
 
 MAX_ATTEMPTS = 4          # runs of the notebook: the first, then one more for each cell that kills it
 GRACE_SECONDS = 2.0       # past a limit the notebook process enforces itself, before the supervisor kills
-BETWEEN_ITEMS_SECONDS = 10.0  # from one item's end to the next item's start (the notebook forks, no more)
+BETWEEN_ITEMS_SECONDS = 5.0   # from one item's end to the next item's start (the notebook forks, no more)
 MAX_NOTES = 200           # notes relayed per run of the notebook
 CASES_REPLY_SECONDS = 60.0
 

@@ -49,6 +49,8 @@ def serve(control: socket.socket, preload: list[str]) -> None:
     from course_lib.grading import worker
 
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the workers
+    # ready: and how much address space a worker starts with (the memory cap must leave it room)
+    control.send(json.dumps({"ready": True, "address_space_mb": address_space_mb()}).encode())
     while True:
         try:
             message, fds, _, _ = socket.recv_fds(control, 1024, 2)
@@ -80,6 +82,18 @@ def serve(control: socket.socket, preload: list[str]) -> None:
         os.close(job_fd)
         os.close(result_fd)
         control.send(json.dumps({"pid": pid}).encode())
+
+
+def address_space_mb() -> float | None:
+    """This process's virtual memory size (what RLIMIT_AS counts), in MB; None where unknown."""
+    try:
+        with open("/proc/self/status") as stream:
+            for line in stream:
+                if line.startswith("VmSize:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def _die_with_parent(parent: int) -> None:
@@ -125,6 +139,26 @@ class Zygote:
         theirs.close()
         self.socket = ours
         self.lock = threading.Lock()
+        self.address_space_mb: float | None = None
+        self.ready = False
+
+    def wait_ready(self) -> None:
+        """Wait (once) for the fork server to finish importing; learn a worker's starting size."""
+        with self.lock:
+            self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        if self.ready:
+            return
+        try:
+            reply = json.loads(self.socket.recv(1024) or b"{}")
+        except (OSError, ValueError) as error:
+            raise ZygoteError(f"the worker fork server did not start: {error}") from None
+        if not reply.get("ready"):
+            raise ZygoteError("the worker fork server did not start")
+        size = reply.get("address_space_mb")
+        self.address_space_mb = float(size) if isinstance(size, (int, float)) else None
+        self.ready = True
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -135,9 +169,10 @@ class Zygote:
         result_read, result_write = os.pipe()
         try:
             with self.lock:
+                self._wait_ready()
                 socket.send_fds(self.socket, [b"fork"], [job_read, result_write])
                 reply = json.loads(self.socket.recv(1024) or b"{}")
-        except (OSError, ValueError) as error:
+        except (OSError, ValueError, ZygoteError) as error:
             for fd in (job_write, result_read):
                 os.close(fd)
             raise ZygoteError(f"the worker fork server failed: {error}") from None
