@@ -171,9 +171,9 @@ class Tokenizer(ABC):
         """
         self._require_trained()
         if isinstance(chunks, str):
-            raise TypeError("encode_iter takes an iterable of str chunks, not a str; use encode(text) for one string")
+            raise ArgumentError("encode_iter takes an iterable of str chunks, not a str; use encode(text) for one string")
         if not isinstance(chunks, Iterable):
-            raise TypeError(f"encode_iter takes an iterable of str chunks, got {type(chunks).__name__}")
+            raise ArgumentError(f"encode_iter takes an iterable of str chunks, got {type(chunks).__name__}")
         return self._encode_stream(chunks)
 
     def _encode_stream(self, chunks: Iterable[str]) -> Iterator[int]:
