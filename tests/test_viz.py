@@ -5,6 +5,7 @@ import io
 import math
 
 import matplotlib
+import matplotlib.text
 
 matplotlib.use("Agg")  # no display: the figures must draw all the same
 
@@ -13,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from matplotlib.colors import to_rgba
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from course_lib.viz import (DEFAULT_FIGSIZE, plot_bars, plot_curves, plot_heatmap,
@@ -182,3 +184,77 @@ def test_next_token_distribution_draws_the_rows_with_the_context_in_the_title():
 def test_next_token_distribution_rejects_bad_rows(rows, words):
     with pytest.raises(ValueError, match=words):
         plot_next_token_distribution(rows)
+
+
+# ------------------------------------------------------------------ the shared style
+
+import course_lib.viz as viz_package  # noqa: E402
+from course_lib.viz import (plot_bar_panels, plot_curve_panels, plot_labelled_points,  # noqa: E402
+                            plot_token_segmentations, plot_unrolled_rnn)
+from course_lib.viz.heatmaps import column_label_size  # noqa: E402
+from course_lib.viz.style import PALETTE, SMALL_SIZE  # noqa: E402
+
+
+def every_figure() -> dict[str, Figure]:
+    """One figure of each kind, drawn with the defaults, as a chapter draws them."""
+    words = [f"word{i}" for i in range(40)]
+    return {
+        "curves": plot_curves({"a": ([1, 2], [1.0, 2.0])}),
+        "curve panels": plot_curve_panels({"p": {"a": ([0, 1], [1.0, 2.0])}, "q": {"a": ([0, 1], [2.0, 1.0])}}),
+        "bars": plot_bars(["a", "b"], [1.0, 2.0]),
+        "next token": plot_next_token_distribution([("a", 0.5), ("b", 0.25)]),
+        "bar panels": plot_bar_panels({f"T = {t}": [("park", 0.5), ("zoo", 0.2)] for t in (0.5, 1, 2)}),
+        "heatmap": plot_heatmap(np.ones((3, 40)), ["x", "y", "z"], words, annotate=False),
+        "points": plot_labelled_points({"g": ([[0.0, 0.0], [1.0, 1.0]], ["a", "b"])}),
+        "tokens": plot_token_segmentations({"row": ["The", " cat"] * 30}),
+        "diagram": plot_unrolled_rnn(4),
+    }
+
+
+@pytest.mark.parametrize("kind", list(every_figure()))
+def test_every_figure_fits_the_column_at_the_shared_resolution_with_readable_text(kind):
+    figure = every_figure()[kind]
+    assert figure.dpi == viz_package.DPI >= 150
+    assert figure.get_figwidth() <= viz_package.COLUMN_WIDTH + 1e-9, f"{kind} is wider than the column"
+    figure.draw_without_rendering()
+    sizes = [text.get_fontsize() for text in figure.findobj(matplotlib.text.Text)
+             if text.get_text() and text.get_visible()]
+    assert sizes and min(sizes) >= 7.0, f"{kind} has text of {min(sizes)} points"
+
+
+def test_the_palette_is_the_one_every_series_and_bar_takes():
+    axes = only_axes(plot_curves({"a": ([1], [1.0]), "b": ([1], [2.0])}))
+    assert [to_rgba(line.get_color()) for line in axes.get_lines()] == [to_rgba(PALETTE[0]), to_rgba(PALETTE[1])]
+    bars = only_axes(plot_bars(["a", "<unk>"], [1.0, 2.0], highlight=["<unk>"])).patches
+    assert [to_rgba(bar.get_facecolor()) for bar in bars] == [to_rgba(PALETTE[0]), to_rgba(PALETTE[1])]
+
+
+def test_heatmap_column_labels_turn_upright_and_smaller_as_columns_narrow():
+    assert column_label_size(3, 4.5) == (9.0, 0)
+    assert column_label_size(15, 4.5)[1] == 45
+    size, rotation = column_label_size(45, 4.5)
+    assert rotation == 90 and 7.0 <= size <= 72 * 4.5 / 45  # no taller than its column is wide
+
+
+def text_boxes(figure: Figure, texts) -> list:
+    renderer = figure.canvas.get_renderer()
+    return [text.get_window_extent(renderer) for text in texts]
+
+
+def test_labelled_points_place_their_names_without_overlap_even_when_points_crowd():
+    rng = np.random.default_rng(0)
+    crowded = rng.normal(0, 0.05, (6, 2))  # six points almost on top of one another
+    spread = rng.uniform(-1, 1, (12, 2))
+    groups = {"crowded": (crowded, [f"Name{i}" for i in range(6)]),
+              "spread": (spread, [f"word{i}" for i in range(12)])}
+    figure = plot_labelled_points(groups)
+    FigureCanvasAgg(figure)
+    figure.draw_without_rendering()
+    axes = figure.axes[0]
+    labels = [text for text in axes.texts if text.get_text()]
+    assert sorted(text.get_text() for text in labels) == sorted(groups["crowded"][1] + groups["spread"][1])
+    boxes = text_boxes(figure, labels)
+    overlapping = [(a.get_text(), b.get_text()) for i, (a, box_a) in enumerate(zip(labels, boxes))
+                   for b, box_b in list(zip(labels, boxes))[i + 1:] if box_a.overlaps(box_b)]
+    assert not overlapping, f"labels overlap: {overlapping}"
+    assert all(text.get_fontsize() == SMALL_SIZE for text in labels)
