@@ -36,11 +36,14 @@ Conventions the rest of the course relies on
   smoothing that spreads mass over V (add-k, the uniform term) gives it a sliver although no
   real sequence ever contains it: the next-token distribution sums to 1 over V, as NLTK's does.
 
-Speed: tokens become integer ids and every order-n window of ids becomes one row of an array;
-contexts and n-grams are packed into int64 keys, counted with ``np.unique`` and looked up in a
-table (direct-address, or hashed), so ``fit``, ``sequence_logprob``, ``cross_entropy`` and
-``perplexity`` handle whole arrays of positions at once. ``prob`` runs the same code on a single
-position, so the two can never disagree. ``benchmarks/bench_ngram.py`` times it against NLTK.
+Speed: tokens become integer ids, and the counts live in :mod:`course_lib.ngram_counts`, an
+engine of packed int64 keys and look-up tables, so ``fit``, ``sequence_logprob``,
+``cross_entropy`` and ``perplexity`` handle whole arrays of positions at once. ``prob`` runs the
+same code on a single position, so the two can never disagree. ``benchmarks/bench_ngram.py``
+times it against NLTK.
+
+The model also speaks the course's :mod:`~course_lib.language_model` protocol over the ids of its
+vocabulary (``encode``/``decode``), and saves its counts as integer arrays (``save``/``load``).
 """
 from __future__ import annotations
 
@@ -48,15 +51,15 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import chain
-from numbers import Real
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from course_lib.checkpoint import load_arrays, save_arrays
-from course_lib.checks import non_negative_int
+from course_lib.checks import ArgumentError, finite_number, integer, non_negative_int, number
 from course_lib.language_model import WindowLanguageModel, sample
+from course_lib.ngram_counts import CountLookup, NGramCounts
 
 __all__ = [
     "BOS", "EOS", "UNK", "SMOOTHINGS", "NGramLM", "pad_sequence", "count_ngrams", "mle_probability",
@@ -78,11 +81,7 @@ SPECIALS = (UNK, BOS, EOS)
 # --------------------------------------------------------------------------------------------
 
 def _check_order(n: object, name: str = "n") -> int:
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer >= 1, got {type(n).__name__} {n!r}")
-    if n < 1:
-        raise ValueError(f"{name} must be >= 1 (1 = unigram, 2 = bigram, ...), got {n}")
-    return int(n)
+    return integer(name, n, minimum=1, what="an integer >= 1 (1 = unigram, 2 = bigram, ...)")
 
 
 def _check_tokens(tokens: object, what: str = "tokens") -> list[str]:
@@ -100,8 +99,7 @@ def _check_tokens(tokens: object, what: str = "tokens") -> list[str]:
 
 
 def _check_k(k: object, allow_zero: bool) -> float:
-    if isinstance(k, bool) or not isinstance(k, Real) or not math.isfinite(k):
-        raise ValueError(f"k must be a finite number, got {k!r}")
+    k = finite_number("k", k)
     if k < 0 or (k == 0 and not allow_zero):
         raise ValueError(f"k must be {'>= 0' if allow_zero else '> 0'}, got {k}"
                          + ("" if allow_zero else " (k = 0 is smoothing='mle')"))
@@ -121,8 +119,7 @@ def _check_ngram_counts(ngram_counts: object, length: int | None = None) -> dict
         if len(gram) != length:
             raise ValueError(f"ngram_counts mixes n-gram lengths ({length} and {len(gram)}, key {gram!r}); "
                              "keep one dict per order")
-        if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
-            raise ValueError(f"ngram_counts values must be non-negative integer counts, got {count!r} for {gram!r}")
+        integer(f"ngram_counts[{gram!r}]", count, minimum=0, what="a non-negative integer count")
     return ngram_counts  # type: ignore[return-value]
 
 
@@ -192,8 +189,7 @@ def add_k_probability(ngram: tuple[str, ...], ngram_counts: dict[tuple[str, ...]
     An unseen context gets the uniform 1/|V| (for k > 0); with k = 0 it is 0/0 and raises.
     """
     ngram = _check_ngram(ngram, ngram_counts)
-    if isinstance(vocab_size, bool) or not isinstance(vocab_size, (int, np.integer)) or vocab_size < 1:
-        raise ValueError(f"vocab_size must be a positive integer |V|, got {vocab_size!r}")
+    integer("vocab_size", vocab_size, minimum=1, what="a positive integer |V|")
     k = _check_k(k, allow_zero=True)
     c_h = _context_count(ngram[:-1], ngram_counts)
     denominator = c_h + k * vocab_size
@@ -242,84 +238,8 @@ def continuation_probability(bigram_counts: dict[tuple[str, str], int]) -> dict[
 
 
 # --------------------------------------------------------------------------------------------
-# Packed keys: contexts and n-grams of ids as int64
+# The model
 # --------------------------------------------------------------------------------------------
-#
-# A context of length m is packed from its last m-1 tokens (already a context, with a rank
-# among the training contexts of that length) extended one token to the left:
-#     key(x, h) = rank(h) * |V| + x,
-# and an n-gram (h, w) is key(h, w) = rank(h) * |V| + w. Ranks are below the number of
-# training positions, so the keys stay far inside int64 for any vocabulary and order.
-
-def _count_keys(keys: np.ndarray, key_space: int) -> tuple[np.ndarray, np.ndarray]:
-    """The sorted distinct keys in [0, key_space) and how often each occurs: ``np.unique`` with
-    ``return_counts``, or one bincount when the key space is small next to the number of keys."""
-    if key_space <= 4 * keys.size + 2**20:
-        counts = np.bincount(keys, minlength=key_space)
-        distinct = np.flatnonzero(counts)
-        return distinct, counts[distinct]
-    return np.unique(keys, return_counts=True)
-
-
-class _KeyTable:
-    """Distinct int64 keys in [0, key_space), sorted, and where to find a query among them.
-
-    ``find`` reads one slot per query of a direct-address table when the key space is small
-    (a unigram or bigram context of a modest vocabulary), and otherwise probes an
-    open-addressing hash table with linear probing, kept at most half full. Either way the
-    look-up is a few vectorised gathers, several times faster than a binary search.
-    """
-
-    def __init__(self, keys: np.ndarray, key_space: int):
-        self.keys = keys
-        self.direct = key_space <= max(16 * keys.size, 2**20)  # at most 4 MiB, or 64 bytes per key
-        if self.direct:
-            self.slots = np.full(key_space, -1, dtype=np.int32)
-            self.slots[keys] = np.arange(keys.size, dtype=np.int32)
-            return
-        self.bits = max(1, int(2 * keys.size).bit_length())  # 2^bits > 2 * keys: load factor < 1/2
-        self.slots = np.full(1 << self.bits, -1, dtype=np.int32)
-        pending, slot = np.arange(keys.size), self._home(keys)
-        while pending.size:
-            free = self.slots[slot] == -1
-            self.slots[slot[free]] = pending[free]  # keys that want the same free slot: one wins
-            placed = self.slots[slot] == pending
-            pending, slot = pending[~placed], (slot[~placed] + 1) & (self.slots.size - 1)
-        # each slot's key beside its index, so a probe reads one array (one cache miss, not two)
-        self.slot_keys = np.full(self.slots.size, -1, dtype=np.int64)
-        occupied = self.slots >= 0
-        self.slot_keys[occupied] = keys[self.slots[occupied]]
-
-    def _home(self, keys: np.ndarray) -> np.ndarray:
-        """Fibonacci hashing: the top bits of key * 2^64 / golden ratio."""
-        return ((keys.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(64 - self.bits)).astype(np.int64)
-
-    def find(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Index of each query in ``keys`` and whether it is there. Shapes: (P,), (P,)."""
-        if self.keys.size == 0:
-            return np.zeros(queries.shape, dtype=np.int64), np.zeros(queries.shape, dtype=bool)
-        if self.direct:
-            inside = (queries >= 0) & (queries < self.slots.size)
-            index = self.slots[np.where(inside, queries, 0)]
-            found = inside & (index >= 0)
-            return np.where(found, index, 0), found
-        index = np.zeros(queries.shape, dtype=np.int64)
-        found = np.zeros(queries.shape, dtype=bool)
-        pending, slot = np.arange(queries.size), self._home(queries)
-        while pending.size:  # probe until the key or an empty slot turns up
-            key = self.slot_keys[slot]
-            occupied = key >= 0
-            hit = occupied & (key == queries[pending])
-            index[pending[hit]], found[pending[hit]] = self.slots[slot[hit]], True
-            go_on = occupied & ~hit
-            pending, slot = pending[go_on], (slot[go_on] + 1) & (self.slots.size - 1)
-        return index, found
-
-
-def _gather(values: np.ndarray, index: np.ndarray, found: np.ndarray) -> np.ndarray:
-    """values[index] where found, 0 elsewhere."""
-    return np.where(found, values[np.where(found, index, 0)] if values.size else 0, 0)
-
 
 class _TokenIds(dict):
     """token -> id, with every token outside V mapped to the id of "<unk>"."""
@@ -329,30 +249,6 @@ class _TokenIds(dict):
             raise TypeError(f"tokens must be str, got {type(token).__name__} {token!r}")
         return UNK_ID
 
-
-class _Level:
-    """The counts of one order j of an order-n model: n-grams (h, w) with |h| = j - 1.
-
-    ngrams, ngram_counts     : (types,)  sorted keys rank(h) * |V| + w, and c(h, w)
-    context_total            : (contexts,) c(h) = sum_w c(h, w), indexed by rank(h)
-    context_types            : (contexts,) N1+(h .) = |{w : c(h, w) > 0}|
-    continuation_counts      : (types,)  N1+(. h w) = |{x : c(x, h, w) > 0}|   (j < n only)
-    continuation_total       : (contexts,) N1+(. h .) = sum_w N1+(. h w)        (j < n only)
-    """
-
-    def __init__(self, ngram_keys: np.ndarray, ngram_counts: np.ndarray, n_contexts: int, vocab_size: int):
-        self.ngrams = _KeyTable(ngram_keys, n_contexts * vocab_size)
-        self.ngram_counts = ngram_counts.astype(np.float64)
-        context_of = ngram_keys // vocab_size
-        self.context_total = np.bincount(context_of, weights=self.ngram_counts, minlength=n_contexts)
-        self.context_types = np.bincount(context_of, minlength=n_contexts).astype(np.float64)
-        self.continuation_counts = np.zeros(0)
-        self.continuation_total = np.zeros(0)
-
-
-# --------------------------------------------------------------------------------------------
-# The model
-# --------------------------------------------------------------------------------------------
 
 class NGramLM(WindowLanguageModel):
     """An order-n language model P(w | h) with one of the smoothings in ``SMOOTHINGS``.
@@ -400,19 +296,15 @@ class NGramLM(WindowLanguageModel):
                  interpolate_uniform: bool = True):
         self._order = _check_order(order, "order")
         if not isinstance(smoothing, str) or smoothing not in SMOOTHINGS:
-            raise ValueError(f"unknown smoothing {smoothing!r}; choose one of {', '.join(SMOOTHINGS)}")
+            raise ArgumentError(f"unknown smoothing {smoothing!r}; choose one of {', '.join(SMOOTHINGS)}")
         self._smoothing = smoothing
         self._k = _check_k(k, allow_zero=False)
         if smoothing == "laplace" and self._k != 1.0:
             raise ValueError(f"'laplace' is add-k with k = 1; for k = {k} use smoothing='add_k'")
-        if isinstance(discount, bool) or not isinstance(discount, Real) or not 0 <= discount <= 1:
-            raise ValueError(f"discount d must be a number in [0, 1] (so each distribution sums to 1), "
-                             f"got {discount!r}")
-        self._discount = float(discount)
+        self._discount = number("discount d", discount, minimum=0.0, maximum=1.0,
+                                what="a number in [0, 1] (so each distribution sums to 1)")
         self._lambdas = self._check_lambdas(lambdas)
-        if isinstance(unk_cutoff, bool) or not isinstance(unk_cutoff, (int, np.integer)) or unk_cutoff < 1:
-            raise ValueError(f"unk_cutoff must be an integer >= 1, got {unk_cutoff!r}")
-        self._unk_cutoff = int(unk_cutoff)
+        self._unk_cutoff = integer("unk_cutoff", unk_cutoff, minimum=1)
         if not isinstance(interpolate_uniform, bool):
             raise TypeError(f"interpolate_uniform must be True or False, got {interpolate_uniform!r}")
         if smoothing == "kneser_ney" and not interpolate_uniform and self._order == 1:
@@ -432,8 +324,8 @@ class NGramLM(WindowLanguageModel):
         if len(values) != n + 1:
             raise ValueError(f"lambdas must have order + 1 = {n + 1} entries (lambda_{n}, ..., lambda_1 for the "
                              f"MLE orders, then lambda_0 for the uniform 1/|V|), got {len(values)}")
-        if any(isinstance(v, bool) or not isinstance(v, Real) or not math.isfinite(v) or v < 0 for v in values):
-            raise ValueError(f"lambdas must be finite non-negative numbers, got {values!r}")
+        for value in values:
+            number("each of the lambdas", value, minimum=0.0, what="a finite non-negative number")
         if abs(math.fsum(values) - 1.0) > 1e-9:
             raise ValueError(f"lambdas must sum to 1, got sum {math.fsum(values)!r} for {values!r}")
         if values[-1] <= 0:
@@ -578,90 +470,36 @@ class NGramLM(WindowLanguageModel):
         self._vocabulary = None  # not fitted until the counts are in place
         self._index = _TokenIds((token, i) for i, token in enumerate(vocabulary))
         ids, lengths = self._token_ids(sequences, "sequences")
-        self._count(self._windows(ids, lengths), len(vocabulary))
+        self._counts = NGramCounts(self._windows(ids, lengths), len(vocabulary))
         self._vocabulary = vocabulary
         return self
 
-    def _count(self, windows: np.ndarray, V: int) -> None:
-        """Fill the per-order tables from the training windows (positions, n); V = |V|."""
-        n = self._order
-        # Contexts of length m = 1..n-1, each packed from its (m-1)-suffix's rank and its first token.
-        self._contexts = [_KeyTable(np.zeros(1, dtype=np.int64), 1)]  # the empty context, rank 0
-        rank = np.zeros(windows.shape[0], dtype=np.int64)
-        ranks = [rank]
-        for m in range(1, n):
-            packed = rank * V + windows[:, n - 1 - m]
-            key_space = self._contexts[-1].keys.size * V
-            self._contexts.append(_KeyTable(_count_keys(packed, key_space)[0], key_space))
-            rank, _ = self._contexts[-1].find(packed)
-            ranks.append(rank)
-        # Order j: n-grams (h, w) with |h| = j - 1.
-        w = windows[:, -1]
-        self._levels: list[_Level | None] = [None]
-        for j in range(1, n + 1):
-            n_contexts = self._contexts[j - 1].keys.size
-            keys, counts = _count_keys(ranks[j - 1] * V + w, n_contexts * V)
-            self._levels.append(_Level(keys, counts, n_contexts, V))
-        # Kneser-Ney's continuation counts: N1+(. h w) = number of distinct (x, h, w) at order j+1.
-        for j in range(1, n):
-            lower, higher = self._levels[j], self._levels[j + 1]
-            x_h_rank = higher.ngrams.keys // V                     # rank of the context (x, h)
-            h_rank = self._contexts[j].keys[x_h_rank] // V          # drop x: rank of h
-            suffix_keys = h_rank * V + higher.ngrams.keys % V       # (h, w)
-            index, _ = lower.ngrams.find(suffix_keys)
-            lower.continuation_counts = np.bincount(index, minlength=lower.ngrams.keys.size).astype(np.float64)
-            lower.continuation_total = np.bincount(lower.ngrams.keys // V, weights=lower.continuation_counts,
-                                                   minlength=lower.context_total.size)
-
     # ---- scoring whole arrays of positions ------------------------------------------------------
-
-    def _context_ranks(self, windows: np.ndarray) -> list[np.ndarray]:
-        """rank of the length-m context of each window, m = 0..n-1; -1 where unseen in training."""
-        n, V = self._order, len(self._vocabulary)
-        rank = np.zeros(windows.shape[0], dtype=np.int64)
-        ranks = [rank]
-        for m in range(1, n):
-            index, found = self._contexts[m].find(rank * V + windows[:, n - 1 - m])
-            rank = np.where(found & (rank >= 0), index, -1)
-            ranks.append(rank)
-        return ranks
 
     def _probabilities(self, windows: np.ndarray) -> np.ndarray:
         """P(w | h) for every window (positions, n) -> (positions,)."""
-        ranks = self._context_ranks(windows)
-        w = windows[:, -1]
-        V = len(self._vocabulary)
-
-        def counts(j: int, table: np.ndarray) -> np.ndarray:
-            """table[(h, w)] at order j, 0 for an n-gram never seen."""
-            index, found = self._levels[j].ngrams.find(ranks[j - 1] * V + w)
-            return _gather(table, index, found & (ranks[j - 1] >= 0))
-
-        def per_context(j: int, table: np.ndarray) -> np.ndarray:
-            """table[h] at order j, 0 for a context never seen."""
-            seen = ranks[j - 1] >= 0
-            return _gather(table, ranks[j - 1], seen)
-
+        at = self._counts.lookup(windows)
+        V, size = len(self._vocabulary), windows.shape[0]
         with np.errstate(divide="ignore", invalid="ignore"):
             if self._smoothing == "mle":
-                return self._mle(counts, per_context)
+                return self._mle(at)
             if self._smoothing in ("laplace", "add_k"):
-                return self._add_k(counts, per_context, V)
+                return self._add_k(at, V)
             if self._smoothing == "interpolated":
-                return self._interpolated(counts, per_context, V, w.size)
-            return self._kneser_ney(counts, per_context, V, w.size)
+                return self._interpolated(at, V, size)
+            return self._kneser_ney(at, V, size)
 
-    def _mle(self, counts, per_context) -> np.ndarray:
-        n, level = self._order, self._levels[self._order]
-        c_hw, c_h = counts(n, level.ngram_counts), per_context(n, level.context_total)
+    def _mle(self, at: CountLookup) -> np.ndarray:
+        n, level = self._order, self._counts.levels[self._order]
+        c_hw, c_h = at.ngram(n, level.ngram_counts), at.context(n, level.context_total)
         return np.where(c_h > 0, c_hw / c_h, 0.0)  # 0/0 in an unseen context: 0, as NLTK
 
-    def _add_k(self, counts, per_context, V: int) -> np.ndarray:
-        n, level, k = self._order, self._levels[self._order], self._k
-        c_hw, c_h = counts(n, level.ngram_counts), per_context(n, level.context_total)
+    def _add_k(self, at: CountLookup, V: int) -> np.ndarray:
+        n, level, k = self._order, self._counts.levels[self._order], self._k
+        c_hw, c_h = at.ngram(n, level.ngram_counts), at.context(n, level.context_total)
         return (c_hw + k) / (c_h + V * k)
 
-    def _interpolated(self, counts, per_context, V: int, size: int) -> np.ndarray:
+    def _interpolated(self, at: CountLookup, V: int, size: int) -> np.ndarray:
         """sum over the orders m whose context was seen of lambda_m P_MLE, plus lambda_0 / |V|,
         over the sum of the lambdas used (an unseen context's weight is shared out pro rata)."""
         n = self._order
@@ -670,14 +508,14 @@ class NGramLM(WindowLanguageModel):
         weight = np.full(size, lambda_0)
         for m in range(1, n + 1):
             lambda_m = self._lambdas[n - m]
-            level = self._levels[m]
-            c_hw, c_h = counts(m, level.ngram_counts), per_context(m, level.context_total)
+            level = self._counts.levels[m]
+            c_hw, c_h = at.ngram(m, level.ngram_counts), at.context(m, level.context_total)
             seen = c_h > 0
             numerator += np.where(seen, lambda_m * (c_hw / np.where(seen, c_h, 1.0)), 0.0)
             weight += np.where(seen, lambda_m, 0.0)
         return numerator / weight
 
-    def _kneser_ney(self, counts, per_context, V: int, size: int) -> np.ndarray:
+    def _kneser_ney(self, at: CountLookup, V: int, size: int) -> np.ndarray:
         """Interpolated Kneser-Ney, from the unigram level up to order n:
 
             P_KN(w | h) = max(c_KN(h, w) - d, 0) / sum_w' c_KN(h, w')  +  gamma(h) P_KN(w | h'),
@@ -691,15 +529,15 @@ class NGramLM(WindowLanguageModel):
         n, d = self._order, self._discount
         p = np.full(size, 1.0 / V)
         for j in range(1, n + 1):
-            level = self._levels[j]
+            level = self._counts.levels[j]
             if j == n:
-                c_kn, total = counts(j, level.ngram_counts), per_context(j, level.context_total)
+                c_kn, total = at.ngram(j, level.ngram_counts), at.context(j, level.context_total)
             else:
-                c_kn, total = counts(j, level.continuation_counts), per_context(j, level.continuation_total)
+                c_kn, total = at.ngram(j, level.continuation_counts), at.context(j, level.continuation_total)
             if j == 1 and not self._interpolate_uniform:
                 p = c_kn / total  # NLTK's unigram_score: the bare continuation probability
                 continue
-            types = per_context(j, level.context_types)
+            types = at.context(j, level.context_types)
             alpha = np.maximum(c_kn - d, 0.0) / total
             gamma = d * types / total
             p = np.where(total > 0, alpha + gamma * p, p)
@@ -730,11 +568,7 @@ class NGramLM(WindowLanguageModel):
         width = self._order - len(tokens)
         window = np.asarray([BOS_ID] * width + [self._index[t] for t in tokens], dtype=np.int64)
         j = len(tokens)
-        rank = self._context_ranks(window[None, :])[j - 1]
-        if rank[0] < 0:
-            return 0
-        index, found = self._levels[j].ngrams.find(rank * len(self._vocabulary) + window[-1])
-        return int(self._levels[j].ngram_counts[index[0]]) if found[0] else 0
+        return int(self._counts.lookup(window[None, :]).ngram(j, self._counts.levels[j].ngram_counts)[0])
 
     def ngram_counts(self, m: int | None = None) -> dict[tuple[str, ...], int]:
         """All m-gram counts (default m = n) as ``{(w1, ..., wm): c}``; equals ``count_ngrams(data, m)``
@@ -744,21 +578,9 @@ class NGramLM(WindowLanguageModel):
         if m > self._order:
             raise ValueError(f"an order-{self._order} model has counts of orders 1..{self._order}, not {m}")
         vocabulary = self._vocabulary
-        grams = zip(*(column.tolist() for column in self._ngram_ids(m).T))
-        counts = self._levels[m].ngram_counts.tolist()
+        grams = zip(*(column.tolist() for column in self._counts.ngram_ids(m).T))
+        counts = self._counts.levels[m].ngram_counts.tolist()
         return {tuple(vocabulary[i] for i in gram): int(c) for gram, c in zip(grams, counts)}
-
-    def _ngram_ids(self, m: int) -> np.ndarray:
-        """The distinct m-grams counted at fit as ids, oldest first: (types, m), in the order of the counts."""
-        V, level = len(self._vocabulary), self._levels[m]
-        columns = []
-        rank = level.ngrams.keys // V
-        for length in range(m - 1, 0, -1):   # unpack the context from its oldest token onwards
-            key = self._contexts[length].keys[rank]
-            columns.append(key % V)
-            rank = key // V
-        columns.append(level.ngrams.keys % V)
-        return np.column_stack(columns)
 
     # ---- saving a fitted model as plain data ------------------------------------------------------
 
@@ -768,8 +590,8 @@ class NGramLM(WindowLanguageModel):
         lower order too (their suffixes), so :meth:`from_arrays` rebuilds exactly this model."""
         self._require_fitted()
         id_type = np.int16 if len(self._vocabulary) <= np.iinfo(np.int16).max else np.int32  # a small file
-        arrays = {"ngrams": self._ngram_ids(self._order).astype(id_type),
-                  "counts": self._levels[self._order].ngram_counts.astype(np.int32)}
+        arrays = {"ngrams": self._counts.ngram_ids(self._order).astype(id_type),
+                  "counts": self._counts.levels[self._order].ngram_counts.astype(np.int32)}
         settings = {"order": self._order, "smoothing": self._smoothing, "k": self._k, "discount": self._discount,
                     "lambdas": list(self._lambdas), "unk_cutoff": self._unk_cutoff,
                     "interpolate_uniform": self._interpolate_uniform, "vocabulary": list(self._vocabulary)}
@@ -789,7 +611,7 @@ class NGramLM(WindowLanguageModel):
             raise ValueError(f"arrays must hold ngrams (types, {model.order}) and counts (types,), "
                              f"got {ngrams.shape} and {counts.shape}")
         model._index = _TokenIds((token, i) for i, token in enumerate(vocabulary))
-        model._count(np.repeat(ngrams, counts, axis=0), len(vocabulary))
+        model._counts = NGramCounts(np.repeat(ngrams, counts, axis=0), len(vocabulary))
         model._vocabulary = vocabulary
         return model
 
@@ -848,6 +670,7 @@ class NGramLM(WindowLanguageModel):
             return min(int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right")), last_id)
 
         prompt = [BOS_ID, *self.encode(_check_tokens(context, "context"))]
+        self._next_token_probabilities(self._context_ids(context))  # MLE in an unseen context: says so
         drawn = sample(self, prompt, max_tokens=max_tokens, stop_id=EOS_ID, draw=draw)
         return self.decode(drawn)
 

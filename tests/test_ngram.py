@@ -18,8 +18,6 @@ from nltk.util import ngrams as nltk_ngrams
 from course_lib.ngram import (
     SMOOTHINGS,
     NGramLM,
-    _count_keys,
-    _KeyTable,
     add_k_probability,
     continuation_probability,
     count_ngrams,
@@ -27,6 +25,7 @@ from course_lib.ngram import (
     pad_sequence,
     perplexity_from_logprobs,
 )
+from course_lib.ngram_counts import KeyTable, count_keys
 
 TOY = [["the", "cat", "sat", "on", "the", "mat"], ["the", "dog", "sat"], ["a", "cat", "saw", "the", "dog"]]
 PROPERTY_SETTINGS = settings(max_examples=40, deadline=None, derandomize=True)
@@ -409,7 +408,7 @@ def test_key_table_finds_exactly_the_stored_keys(keys, queries, small_space):
         keys = keys % 5000
         keys = np.unique(keys)
         queries = [q % 6000 - 500 for q in queries]
-    table = _KeyTable(keys, 5000 if small_space else 2**40 + 1)
+    table = KeyTable(keys, 5000 if small_space else 2**40 + 1)
     assert table.direct == small_space
     queries = np.array(queries + keys[:20].tolist(), dtype=np.int64)
     index, found = table.find(queries)
@@ -422,5 +421,5 @@ def test_key_table_finds_exactly_the_stored_keys(keys, queries, small_space):
 def test_count_keys_equals_numpy_unique(keys, key_space):
     keys = np.array(keys, dtype=np.int64)
     distinct, counts = np.unique(keys, return_counts=True)
-    ours_distinct, ours_counts = _count_keys(keys, key_space)
+    ours_distinct, ours_counts = count_keys(keys, key_space)
     assert np.array_equal(ours_distinct, distinct) and np.array_equal(ours_counts, counts)

@@ -203,7 +203,8 @@ def test_large_vocabulary_uses_hash_tables_and_still_equals_nltk():
     corpus = [[f"v{r}" for r in rng.integers(0, 3000, size=rng.integers(1, 12))] for _ in range(1500)]
     order = 3
     models = {s: our_model(s, order, corpus, 1, v) for s, v in [("mle", 0), ("add_k", 0.1), ("kneser_ney", 0.1)]}
-    assert not models["mle"]._levels[3].ngrams.direct and not models["mle"]._contexts[2].direct
+    counts = models["mle"]._counts
+    assert not counts.levels[3].ngrams.direct and not counts.contexts[2].direct
     rng_py = random.Random(3)
     seen = [tuple(padded(t, order)[i - 2:i + 1]) for t in corpus[:200] for i in range(2, len(t) + 3)]
     queries = rng_py.sample(seen, 150) + [(rng_py.choice(corpus[0] + ["<s>"]), f"v{rng_py.randrange(3100)}",
