@@ -153,7 +153,11 @@ def solution_lines_in(hint: str, fragments: set[str]) -> list[str]:
 
 
 def book_headings(chapter: int) -> set[str]:
-    (path,) = (ROOT / "book").glob(f"{chapter:02d}_*.ipynb")
+    paths = sorted((ROOT / "book").glob(f"{chapter:02d}_*.ipynb"))
+    if len(paths) != 1:
+        pytest.fail(f"Chapter {chapter} needs one book notebook book/{chapter:02d}_*.ipynb for its hints "
+                    f"to point into, found {len(paths)}")
+    (path,) = paths
     cells = nbformat.read(path, as_version=4).cells
     return {line.lstrip("#").strip() for cell in cells if cell.cell_type == "markdown"
             for line in cell.source.splitlines() if line.startswith("#")}
@@ -184,9 +188,10 @@ def test_the_untouched_exercise_runs_top_to_bottom_without_a_traceback(assignmen
     from nbclient import NotebookClient
 
     exercise = nbformat.read(notebook("exercises", assignment), as_version=4)
-    NotebookClient(exercise, timeout=120, kernel_name="python3", allow_errors=True,
+    NotebookClient(exercise, timeout=600, kernel_name="python3", allow_errors=True,
                    resources={"metadata": {"path": str(ROOT)}}).execute()
     outputs = [output for cell in exercise.cells if cell.cell_type == "code" for output in cell.outputs]
-    assert [output for output in outputs if output.output_type == "error"] == []
+    errors = [f"{output.ename}: {output.evalue}" for output in outputs if output.output_type == "error"]
+    assert errors == []
     items = len(load_assignment(assignment).case_sets)
     assert f"finish items 1 to {items} first" in outputs[-1].get("text", "")

@@ -32,9 +32,9 @@ class CaseSet:
     points: float
     make_cases: Callable[[], list[Case]]
     reference: Callable[..., Any]
-    tolerance: Tolerance = Tolerance()
-    forbidden: tuple[str, ...] = ()     # dotted names of APIs the exercise may not call
-    hint: str = ""
+    tolerance: Tolerance = Tolerance()  # a preset of grading/policies.py, e.g. FLOAT64_SAME_ORDER
+    forbidden: tuple[str, ...] = ()     # dotted names of APIs the exercise may not call: policies' groups
+    hint: str = ""                      # what is wrong and the chapter's section to read; never the answer
     hidden: bool = False                # instructor-only: reported by name and points, never by inputs
 
     @property
