@@ -46,9 +46,11 @@ from course_lib import checks
 from course_lib.attention import Attention, attend, padding_mask
 from course_lib.rnn import RecurrentLayer
 
-__all__ = ["ATTENTION_STYLES", "DecoderState", "Encoder", "Seq2Seq", "encode_padded", "top_hidden"]
+__all__ = ["ATTENTION_STYLES", "IGNORE_INDEX", "DecoderState", "Encoder", "Seq2Seq", "encode_padded", "make_batch",
+           "top_hidden"]
 
 ATTENTION_STYLES = (None, "bahdanau", "luong")
+IGNORE_INDEX = -100  # a padded target position: no loss (PyTorch's ignore_index)
 
 State = Tensor | tuple[Tensor, ...]
 
@@ -291,3 +293,26 @@ def _check_source(source: object, lengths: object) -> tuple[Tensor, Tensor]:
     if lengths.dtype not in (torch.int32, torch.int64):
         raise checks.ArgumentError(f"source_lengths must be integers, got dtype {lengths.dtype}")
     return source, lengths
+
+
+def make_batch(sources: list[list[int]], targets: list[list[int]], *, pad_id: int, bos_id: int,
+               eos_id: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``(source, source_lengths, target_in, target_out)`` for teacher forcing, right-padded.
+
+    Each source gets EOS appended (it ends the input); the decoder reads ``BOS y_1 .. y_T`` and
+    predicts ``y_1 .. y_T EOS`` (the target shifted by one); padded targets are ``IGNORE_INDEX``.
+    """
+    if len(sources) != len(targets) or not sources:
+        raise checks.ArgumentError(f"give one target per source and at least one pair; got {len(sources)} sources "
+                                   f"and {len(targets)} targets")
+    source_rows = [list(row) + [eos_id] for row in sources]
+    target_rows = [list(row) for row in targets]
+    S, T = max(map(len, source_rows)), max(map(len, target_rows)) + 1
+    source = torch.full((len(sources), S), pad_id, dtype=torch.long)
+    target_in = torch.full((len(sources), T), pad_id, dtype=torch.long)
+    target_out = torch.full((len(sources), T), IGNORE_INDEX, dtype=torch.long)
+    for b, (src, tgt) in enumerate(zip(source_rows, target_rows)):
+        source[b, :len(src)] = torch.tensor(src)
+        target_in[b, :len(tgt) + 1] = torch.tensor([bos_id] + tgt)
+        target_out[b, :len(tgt) + 1] = torch.tensor(tgt + [eos_id])
+    return source, torch.tensor([len(row) for row in source_rows]), target_in, target_out

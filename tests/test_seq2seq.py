@@ -168,3 +168,14 @@ def test_the_parallel_teacher_forced_pass_equals_step_by_step(attention, score):
     assert torch.allclose(log_probs, stepped, atol=1e-12)
     if attention is not None:
         assert torch.allclose(weights, stepped_weights, atol=1e-12)
+
+
+def test_make_batch_appends_eos_and_shifts_the_target():
+    from course_lib.seq2seq import IGNORE_INDEX, make_batch
+    source, lengths, target_in, target_out = make_batch([[5, 6, 7], [8]], [[9, 10], [11, 12, 13]],
+                                                        pad_id=PAD, bos_id=BOS, eos_id=EOS)
+    assert source.tolist() == [[5, 6, 7, EOS], [8, EOS, PAD, PAD]] and lengths.tolist() == [4, 2]
+    assert target_in.tolist() == [[BOS, 9, 10, PAD], [BOS, 11, 12, 13]]
+    assert target_out.tolist() == [[9, 10, EOS, IGNORE_INDEX], [11, 12, 13, EOS]]
+    with pytest.raises(ValueError, match="one target per source"):
+        make_batch([[1]], [], pad_id=PAD, bos_id=BOS, eos_id=EOS)

@@ -251,3 +251,17 @@ def test_a_length_range_the_program_never_reaches_is_refused_not_waited_for(monk
 def test_bad_arguments_raise_clear_errors(call, message):
     with pytest.raises(ArgumentError, match=message):
         call()
+
+
+def test_source_and_target_words_cover_every_sampled_sentence():
+    from course_lib.data.parallel import sentence_pairs
+    from course_lib.data.translation import default_translation_program
+    program = default_translation_program()
+    source_words, target_words = set(program.source_words()), set(program.target_words())
+    assert len(source_words) == len(program.source_words()) and len(target_words) == len(program.target_words())
+    seen_source, seen_target = set(), set()
+    for pair in sentence_pairs(3000, seed=5):
+        seen_source.update(pair.source)
+        seen_target.update(pair.target)
+    assert seen_source <= source_words and seen_target <= target_words
+    assert len(seen_source) > 0.9 * len(source_words)  # the lists hold no words the program never writes

@@ -224,6 +224,15 @@ class TranslationProgram:
         }
         self._adjectives_left: dict[tuple[str, tuple[str, ...]], Categorical] = {}
 
+    def source_words(self) -> list[str]:
+        """Every token a source sentence can hold, in a fixed order (names, lexicon words, fixed words)."""
+        words = sorted(self.names) + [word for group in TRANSLATED_GROUPS for word in getattr(self.lexicon, group)]
+        return words + sorted(SOURCE_WORDS)
+
+    def target_words(self) -> list[str]:
+        """Every token a Kelo sentence can hold, in a fixed order (names, Kelo words, particles)."""
+        return sorted(self.names) + list(self.kelo.values()) + sorted(TARGET_WORDS)
+
     # -- the source sentence --------------------------------------------------------------
 
     def write(self, choose: Choose, out: list[str]) -> Sentence:
