@@ -286,8 +286,9 @@ def test_every_bad_input_gets_its_row_and_the_others_are_graded(cli_batch):
     assert "not a readable zip archive" in row(cli_batch, "corrupt.zip")["error"]
     assert "10,001 members" in row(cli_batch, "many.zip")["error"]
     assert "not a readable zip archive" in row(cli_batch, "utf8_flag.zip")["error"]
-    for name in ("surrogate_ch01", "many_notes_ch01", "deep_record_ch01"):
-        assert row(cli_batch, name)["total"] == "8", name
+    assert row(cli_batch, "surrogate_ch01")["total"] == "8"  # its perplexity raises
+    for name in ("many_notes_ch01", "deep_record_ch01"):
+        assert row(cli_batch, name)["total"] == "9", name
     files = list((cli_batch["out"] / "feedback").glob("*.md"))
     assert len(files) == len(cli_batch["rows"]) and len(list((cli_batch["out"] / "gradescope").iterdir())) == len(files)
 

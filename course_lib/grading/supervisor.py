@@ -131,9 +131,10 @@ class Supervisor:
                 deadline = min(item_deadline, case_deadline) if case_started is not None else item_deadline
             record = reader.next(deadline, on_wait=lambda: self.ended.update(reap()))
             self.ended.update(reap())
-            if pid in self.ended and item is not None:
+            if item is not None and self.ended.get(pid, 0) != 0:
                 # the notebook process was killed while an item ran (by the item's code): whatever
-                # that item reported before counts for nothing
+                # that item reported counts for nothing (an item is complete only once the notebook
+                # process, still alive, confirms its end)
                 self.violations += reader.dropped
                 return item.name, False, (item, [])
             if record is LineReader.TIMEOUT:
@@ -155,7 +156,7 @@ class Supervisor:
                 if not cells_done:
                     return running_cell, False, None
                 if item is not None:
-                    return item.name, False, (item, outcomes)
+                    return item.name, False, (item, [])
                 return (None if self.next_item() is None else "between items"), False, None
             kind = record.get("kind")
             if not cells_done:
@@ -189,7 +190,7 @@ class Supervisor:
                     self.violations += 1
             elif record.get("name") != item.name:
                 self.violations += 1
-            elif kind == "case_start" and record.get("index") == len(outcomes) and case_started is None:
+            elif kind == "case_start" and record.get("index") == len(outcomes) < item.cases and case_started is None:
                 case_started = time.monotonic()
                 case_deadline = case_started + limits["case_seconds"] + GRACE_SECONDS
             elif kind == "case" and record.get("index") == len(outcomes) and case_started is not None:
@@ -198,10 +199,10 @@ class Supervisor:
                 if elapsed > limits["case_seconds"] + case_slack(limits["case_seconds"]) \
                         and outcome.status != "timeout":
                     outcome = self._case_timeout()
-                outcomes.append(outcome)
-                if len(outcomes) == item.cases:
-                    self._report(item, outcomes)
-                    item, between_deadline = None, 0.0
+                outcomes.append(outcome)  # final once the notebook process confirms the item's end
+            elif kind == "item_end" and len(outcomes) == item.cases and case_started is None:
+                self._report(item, outcomes)
+                item, between_deadline = None, 0.0
             elif kind == "item_end":
                 status = record.get("status")
                 status = status if status in ("timeout", "crashed", "processes") else "crashed"
