@@ -24,6 +24,9 @@ from course_lib.widgets.probes import (ANSWER_COLOUR, FACT_COLOUR, CandidateFunc
                                        probe_explorer, probe_fact_index, probe_html)
 from course_lib.widgets.temperature import (NextTokenFunction, TemperatureExplorer, fixed_window_next_token_table,
                                             temperature_explorer, window_context)
+from course_lib.widgets.translation import (StepByStepTranslation, TranslationExplorer, TranslationStep,
+                                            UnknownWordsError, translation_explorer, translation_figure,
+                                            translation_steps, true_translation)
 
 __all__ = [
     "ANSWER_COLOUR", "BAR_COLOUR", "CandidateFunction", "Detokenize", "FACT_COLOUR", "GRADIENT_FLOW_ACTIVATIONS",

@@ -52,7 +52,7 @@ def masked_attention_weights_reference(scores: np.ndarray, mask: np.ndarray) -> 
 
 
 def additive_scores_reference(query, keys, W_q, W_k, b, v) -> np.ndarray:
-    """``e_i = vᵀ tanh(W_q s + W_k h_i + b)``: :class:`~course_lib.attention.AdditiveScore` with the case's weights."""
+    """``e_i = vᵀ tanh(W_q s + W_k h_i + b)``: :class:`~course_lib.attention.AdditiveScore`, the case's weights."""
     d_attention, d_query = np.shape(W_q)
     d_key = np.shape(W_k)[1]
     with torch.random.fork_rng(devices=[]):  # leave the caller's generator as it was (check runs in a kernel)
