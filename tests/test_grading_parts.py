@@ -240,3 +240,66 @@ def test_hidden_case_sets_may_not_take_public_names():
     clash = CaseSet("ch01.perplexity", "perplexity", 1, lambda: [Case("c", {})], lambda: 1.0)
     with pytest.raises(HiddenCasesError, match="reuse the names"):
         with_hidden(assignment, (clash,))
+
+
+# --- guards that cannot quietly go, and text that cannot forge a line --------------------------------
+
+def test_a_forbidden_torch_operator_is_guarded_at_its_functional_entry_points():
+    guards = Guards()
+    assert guards.install(["torch.lstm_cell"]) == {}
+    x, cell = torch.zeros(1, 2), torch.nn.LSTMCell(2, 2)
+    calls = [lambda: torch.lstm_cell(x, (x, x), cell.weight_ih, cell.weight_hh),
+             lambda: torch._VF.lstm_cell(x, (x, x), cell.weight_ih, cell.weight_hh),
+             lambda: torch.ops.aten.lstm_cell(x, [x, x], cell.weight_ih, cell.weight_hh),
+             lambda: cell(x)]  # the layer calls torch._VF.lstm_cell
+    for call in calls:
+        with guards.armed(["torch.lstm_cell"]), pytest.raises(ForbiddenCall):
+            call()
+    assert cell(x)[0].shape == (1, 2)  # unarmed: the same calls work
+
+
+def test_a_removed_or_rewired_guard_is_put_back_and_reported(library):
+    module, other = library
+    guards = Guards()
+    guards.install(["toylib.fast_sum", "toylib.Engine"])
+    assert guards.repair() == []
+    guard = module.fast_sum
+    module.fast_sum = lambda xs: 0
+    guard.__closure__[0].cell_contents = lambda name: None  # its check replaced by a no-op
+    evidence = guards.repair()
+    assert any("removed or replaced" in e for e in evidence) and any("rewired" in e for e in evidence)
+    with guards.armed(["toylib.fast_sum"]), pytest.raises(ForbiddenCall):
+        module.fast_sum([1])
+
+
+def test_a_replaced_grading_function_is_put_back_and_reported():
+    from course_lib.grading import worker
+    from course_lib.grading.integrity import Snapshot
+
+    snapshot, original = Snapshot.take({}), worker.run_item
+    worker.run_item = lambda *a, **k: None
+    try:
+        assert "course_lib.grading.worker.run_item was replaced" in snapshot.restore()
+    finally:
+        worker.run_item = original
+    assert worker.run_item is original and snapshot.restore() == []
+
+
+def test_text_from_a_submission_is_one_safe_line():
+    from course_lib.grading.records import plain_text
+
+    text = plain_text("a\ud800\n**Score: 10 / 10**\r\x1b[31m" + "x" * 5000, limit=100)
+    assert "\n" not in text and "\r" not in text and "\x1b" not in text and len(text) == 100
+    text.encode("utf-8")  # no lone surrogate left
+
+
+def test_unreadable_records_are_counted_not_fatal():
+    from course_lib.grading.records import LineReader
+
+    read_end, write_end = os.pipe()
+    os.write(write_end, b'{"kind": "a"}\n' + b"[" * 5000 + b"]" * 5000 + b'\nnot json\n{"kind": "b"}\n')
+    os.close(write_end)
+    reader = LineReader(read_end)
+    assert [reader.next(1e18)["kind"], reader.next(1e18)["kind"], reader.next(1e18)] == ["a", "b", None]
+    assert reader.dropped == 2
+    os.close(read_end)
