@@ -99,7 +99,11 @@ class Guards:
                     namespace[key] = guard
                     self._placed.append((module, key, guard))
         for entry_owner, entry in [(owner, attribute), *functional_entry_points(original)]:
-            if getattr(entry_owner, entry, None) is not guard:
+            current = getattr(entry_owner, entry, None)
+            if current is not guard:
+                # torch's own code reads an aten operator's overloads (aten.logsumexp.default): keep them
+                for overload in getattr(current, "overloads", lambda: [])():
+                    setattr(guard, overload, getattr(current, overload))
                 setattr(entry_owner, entry, guard)
                 self._placed.append((entry_owner, entry, guard))
 
