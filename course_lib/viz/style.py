@@ -40,6 +40,7 @@ PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
            "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 BAR_COLOUR = PALETTE[0]
 HIGHLIGHT_COLOUR = PALETTE[1]  # <unk>, </s>, a probe's right answer: what the eye should find
+MARK_COLOUR = "#ffd54f"  # a highlighter's yellow behind a word the reader should find in a text
 FLOOR_STYLE = {"color": "black", "linestyle": ":", "linewidth": 1.5}
 # Light fills for token boxes, in the order successive tokens take them.
 TOKEN_COLOURS = ("#cfe2f3", "#fce5cd", "#d9ead3", "#f4cccc", "#e1d5e7", "#fff2cc")

@@ -10,14 +10,16 @@ from collections.abc import Callable, Mapping, Sequence
 
 import ipywidgets as widgets
 
+from course_lib.checks import ArgumentError
 from course_lib.data import detokenize as detokenize_words
 from course_lib.data import word_tokenize
 from course_lib.data.probes import Probe
-from course_lib.widgets.ngram import NextTokenTable, table_html
+from course_lib.viz.style import MARK_COLOUR, PALETTE
+from course_lib.widgets._common import NextTokenTable, table_html
 
 CandidateFunction = Callable[[str, Probe], Sequence[tuple[str, float]]]
-FACT_COLOUR = "#ffd54f"
-ANSWER_COLOUR = "#2ca02c"
+FACT_COLOUR = MARK_COLOUR
+ANSWER_COLOUR = PALETTE[2]
 
 
 def probe_fact_index(probe: Probe) -> int:
