@@ -28,7 +28,7 @@ from submissions import EXERCISE, P, SOLUTION, TRUE_PERPLEXITY, function_cells, 
 
 LIMITS = Limits(case_seconds=1, item_seconds=3, notebook_seconds=3, memory_mb=2048, max_processes=48)
 SECRET_INPUT = 0.0136205          # the hidden case's input: log(x) = -4.296...
-SECRET_LOG = f"{math.log(SECRET_INPUT):.6}"
+SECRET_LOG = repr(math.log(SECRET_INPUT))[:9]   # its first digits, as JSON would carry them
 HIDDEN_CASES = f'''
 import math
 from course_lib import ngram
@@ -201,10 +201,16 @@ def test_forged_progress_records_extend_no_deadline_and_are_reported(batch):
 
 def test_shared_memory_does_not_outlive_the_submission(batch):
     result = batch["leaves_shared_memory"]
-    if "own IPC namespace" not in result.protections.active:
-        pytest.skip(f"no IPC namespace here: {result.protections.missing}")
+    if "namespaces" in result.protections.missing:
+        pytest.skip(f"no namespaces here: {result.protections.missing['namespaces']}")
     listed = Path("/proc/sysvipc/shm").read_text() if Path("/proc/sysvipc/shm").exists() else ""
-    assert str(SHM_KEY) not in listed.split()
+    left = str(SHM_KEY) in listed.split()
+    if left:  # remove it from the host before failing
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.shmctl(libc.shmget(SHM_KEY, 0, 0), 0, None)  # IPC_RMID
+    assert not left and "own IPC namespace" in result.protections.active
     assert result.score == 10
 
 
