@@ -46,8 +46,8 @@ from course_lib import checks
 from course_lib.attention import Attention, attend, padding_mask
 from course_lib.rnn import RecurrentLayer
 
-__all__ = ["ATTENTION_STYLES", "IGNORE_INDEX", "DecoderState", "Encoder", "Seq2Seq", "encode_padded", "make_batch",
-           "top_hidden"]
+__all__ = ["ATTENTION_STYLES", "IGNORE_INDEX", "DecoderState", "Encoder", "Seq2Seq", "Translation", "encode_padded",
+           "forced_attention", "make_batch", "special_ids", "top_hidden", "translate"]
 
 ATTENTION_STYLES = (None, "bahdanau", "luong")
 IGNORE_INDEX = -100  # a padded target position: no loss (PyTorch's ignore_index)
@@ -316,3 +316,88 @@ def make_batch(sources: list[list[int]], targets: list[list[int]], *, pad_id: in
         target_in[b, :len(tgt) + 1] = torch.tensor([bos_id] + tgt)
         target_out[b, :len(tgt) + 1] = torch.tensor(tgt + [eos_id])
     return source, torch.tensor([len(row) for row in source_rows]), target_in, target_out
+
+
+# ---------------------------------------------------------------------------------------------
+# Sentences in, sentences out
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Translation:
+    """A greedy translation and, with attention, its weights ``(len(tokens) + 1, len(source) + 1)``:
+    one row per produced token and the EOS step, one column per source token and the source's EOS."""
+
+    tokens: list[str]
+    weights: Tensor | None
+
+
+def special_ids(source_vocabulary, target_vocabulary) -> tuple[int, int, int]:
+    """``(pad, bos, eos)``, which the batch uses on both sides: the two vocabularies must agree on them."""
+    ids = [tuple(vocabulary.special_id(token) for token in ("<pad>", "<s>", "</s>"))
+           for vocabulary in (source_vocabulary, target_vocabulary)]
+    if ids[0] != ids[1]:
+        raise checks.ArgumentError(f"the source and target vocabularies give <pad>, <s>, </s> different ids "
+                                   f"({ids[0]} and {ids[1]}); build both with the same specials, in one order")
+    return ids[1]
+
+
+def _encoded_sources(sentences, source_vocabulary, reverse_source: bool) -> list[list[int]]:
+    encoded = []
+    for i, sentence in enumerate(sentences):
+        if isinstance(sentence, str) or not sentence:
+            raise checks.ArgumentError(f"sentence {i} must be a non-empty list of tokens")
+        unknown = [token for token in sentence if token not in source_vocabulary]
+        if unknown:
+            raise checks.ArgumentError(f"sentence {i} has words the model does not know: {unknown}")
+        ids = source_vocabulary.encode(list(sentence))
+        encoded.append(ids[::-1] if reverse_source else ids)
+    return encoded
+
+
+@torch.no_grad()
+def translate(model: Seq2Seq, sentences, source_vocabulary, target_vocabulary, *, reverse_source: bool = False,
+              max_length: int | None = None, batch_size: int = 100) -> list[Translation]:
+    """Greedy translations of tokenised ``sentences`` (lists of words), in batches.
+
+    ``max_length`` defaults to twice the longest source plus 10 target tokens. With
+    ``reverse_source`` the model reads each sentence backwards (its weights' columns then run
+    backwards too).
+    """
+    pad, bos, eos = special_ids(source_vocabulary, target_vocabulary)
+    encoded = _encoded_sources(sentences, source_vocabulary, reverse_source)
+    limit = max_length or 2 * max(map(len, encoded)) + 10
+    results: list[Translation] = []
+    for start in range(0, len(encoded), checks.positive_int("batch_size", batch_size)):
+        rows = encoded[start:start + batch_size]
+        source, lengths, _, _ = make_batch(rows, [[]] * len(rows), pad_id=pad, bos_id=bos, eos_id=eos)
+        outputs, weights = model.greedy(source, lengths, bos, eos, limit)
+        for b, ids in enumerate(outputs):
+            steps = len(ids) + 1 if weights is None else min(len(ids) + 1, weights.shape[1])
+            row_weights = None if weights is None else weights[b, :steps, :int(lengths[b])].clone()
+            results.append(Translation(target_vocabulary.decode(ids), row_weights))
+    return results
+
+
+@torch.no_grad()
+def forced_attention(model: Seq2Seq, sources, targets, source_vocabulary, target_vocabulary, *,
+                     batch_size: int = 100) -> list[Tensor]:
+    """Teacher-forced attention weights, one ``(len(target), len(source))`` matrix per pair.
+
+    The decoder reads the reference translation (not its own guesses), so row ``t`` is where
+    the model looks while producing the true ``t``-th target word: the matrix to compare with
+    the true alignment. The EOS step and the source's EOS column are cut off.
+    """
+    if model.attention is None:
+        raise checks.ArgumentError("this model has no attention, so there are no weights to read")
+    if len(sources) != len(targets):
+        raise checks.ArgumentError(f"{len(sources)} sources but {len(targets)} targets")
+    pad, bos, eos = special_ids(source_vocabulary, target_vocabulary)
+    encoded = _encoded_sources(sources, source_vocabulary, reverse_source=False)
+    matrices = []
+    for start in range(0, len(encoded), checks.positive_int("batch_size", batch_size)):
+        rows = encoded[start:start + batch_size]
+        target_rows = [target_vocabulary.encode(list(target)) for target in targets[start:start + batch_size]]
+        source, lengths, target_in, _ = make_batch(rows, target_rows, pad_id=pad, bos_id=bos, eos_id=eos)
+        _, weights = model(source, lengths, target_in)
+        for b, (src, tgt) in enumerate(zip(rows, target_rows)):
+            matrices.append(weights[b, :len(tgt), :len(src)].clone())
+    return matrices

@@ -179,3 +179,40 @@ def test_make_batch_appends_eos_and_shifts_the_target():
     assert target_out.tolist() == [[9, 10, EOS, IGNORE_INDEX], [11, 12, 13, EOS]]
     with pytest.raises(ValueError, match="one target per source"):
         make_batch([[1]], [], pad_id=PAD, bos_id=BOS, eos_id=EOS)
+
+
+def _vocabularies():
+    from course_lib.data.text import Vocabulary
+    return Vocabulary(["a", "b", "c", "d", "."]), Vocabulary(["x", "y", "z", "w", "."])
+
+
+def test_translate_and_forced_attention_read_sentences_and_give_matrices_of_their_sizes():
+    from course_lib.seq2seq import forced_attention, translate
+    source_vocabulary, target_vocabulary = _vocabularies()
+    model = _model("luong", "dot", vocab=len(target_vocabulary))
+    model.encoder.embedding = torch.nn.Embedding(len(source_vocabulary), 8, padding_idx=0).double()
+    sentences = [["a", "b", "."], ["c", "."], ["d", "d", "a", "b", "."]]
+    results = translate(model, sentences, source_vocabulary, target_vocabulary, max_length=6)
+    for sentence, result in zip(sentences, results):
+        assert result.weights.shape[1] == len(sentence) + 1  # the source's EOS is a column too
+        assert result.weights.shape[0] == min(len(result.tokens) + 1, 6)
+        assert torch.allclose(result.weights.sum(-1), torch.ones(result.weights.shape[0], dtype=torch.float64))
+    # one sentence alone is translated as in the batch
+    alone = translate(model, sentences[2:], source_vocabulary, target_vocabulary, max_length=6)[0]
+    assert alone.tokens == results[2].tokens and torch.allclose(alone.weights, results[2].weights)
+    matrices = forced_attention(model, sentences, [["x", "."], ["y", "z", "."], ["w", "."]],
+                                source_vocabulary, target_vocabulary)
+    assert [tuple(m.shape) for m in matrices] == [(2, 3), (3, 2), (2, 5)]
+    with pytest.raises(ValueError, match=r"words the model does not know: \['q'\]"):
+        translate(model, [["a", "q", "."]], source_vocabulary, target_vocabulary)
+    with pytest.raises(ValueError, match="has no attention"):
+        forced_attention(_model(None), sentences, sentences, source_vocabulary, target_vocabulary)
+
+
+def test_vocabularies_must_agree_on_the_special_ids():
+    from course_lib.data.text import Vocabulary
+    from course_lib.seq2seq import special_ids
+    assert special_ids(*_vocabularies()) == (0, 2, 3)
+    other = Vocabulary(["x"], specials=("<unk>", "<pad>", "<s>", "</s>"))
+    with pytest.raises(ValueError, match="different ids"):
+        special_ids(_vocabularies()[0], other)
