@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from course_lib.cli import main
+from course_lib.language_model import LanguageModel
 from course_lib.recipes import all_recipes, checkpoint_path, find_recipe, load_trained
 
 RECIPES = sorted(all_recipes())
@@ -18,8 +19,9 @@ def test_the_committed_checkpoint_loads_and_gives_finite_outputs(name):
     assert metadata["seed"] == find_recipe(name).seed
     if isinstance(model, torch.nn.Module):
         assert all(torch.isfinite(p).all() for p in model.parameters())
-    with torch.no_grad():  # every recipe's model is a language model of the course's protocol
-        assert torch.isfinite(model.sequence_log_probs(torch.tensor([[1, 2, 3]]))).all()
+    if isinstance(model, LanguageModel):
+        with torch.no_grad():
+            assert torch.isfinite(model.sequence_log_probs(torch.tensor([[1, 2, 3]]))).all()
 
 
 @pytest.mark.parametrize("name", [name for name in RECIPES if find_recipe(name).seed == 0
