@@ -1,10 +1,10 @@
-"""Diagrams drawn from boxes and arrows: the recurrent network, folded and unrolled."""
+"""Diagrams drawn from boxes and arrows: the recurrent network, folded and unrolled; the encoder-decoder."""
 from __future__ import annotations
 
 from matplotlib.figure import Figure
 
 from course_lib import checks
-from course_lib.viz.style import COLUMN_WIDTH, FONT_SIZE, TICK_SIZE, new_figure, styled
+from course_lib.viz.style import COLUMN_WIDTH, FONT_SIZE, SMALL_SIZE, TICK_SIZE, new_figure, styled
 
 NODE_COLOURS = {"i": "#dbe9f6", "h": "#fde3c8", "o": "#dcefd9"}  # inputs, hidden states, outputs
 NODE_SIZE = 12.0  # points: the symbols in the boxes
@@ -68,6 +68,92 @@ def plot_unrolled_rnn(steps: int = 4, *, title: str = "", figsize: tuple[float, 
         arrow((x, 0), (x, 1), "$W_{hi}$", (-0.38, 0))
         arrow((x, 1), (x, 2), "$W_{oh}$", (-0.38, 0))
         arrow((x - gap, 1), (x, 1), "$W_{hh}$", (0, 0.2))
+    if title:
+        axes.set_title(title)
+    return figure
+
+
+ENCODER_DECODER_COLOURS = {"x": NODE_COLOURS["i"], "h": NODE_COLOURS["h"], "s": "#e6dcf0", "y": NODE_COLOURS["o"],
+                           "c": "#ffd54f"}
+
+
+@styled
+def plot_encoder_decoder(source: tuple[str, ...] = ("Mia", "found", "a", "kite"), target_steps: int = 3, *,
+                         attention_step: int | None = None, title: str = "",
+                         figsize: tuple[float, float] | None = None) -> Figure:
+    """The encoder-decoder unrolled: the encoder's states ``h_i`` over the source words, the
+    decoder's states ``s_t`` reading ``BOS, y_1, ..`` and writing ``y_1, .., EOS``.
+
+    Without attention (``attention_step=None``) the last encoder state, the context vector, is the
+    decoder's only link to the source (drawn highlighted). With ``attention_step = t`` the lines
+    from every encoder state to the context vector ``c_t`` of decoder step ``t`` are drawn too.
+    """
+    words = [checks.text(f"source[{i}]", word) for i, word in enumerate(source)]
+    if not 1 <= len(words) <= 5:
+        raise checks.ArgumentError(f"the diagram has room for 1 to 5 source words, got {len(words)}")
+    steps = checks.integer("target_steps", target_steps, minimum=1, maximum=4)
+    if attention_step is not None:
+        checks.integer("attention_step", attention_step, minimum=1, maximum=steps)
+    checks.text("title", title)
+    figure = new_figure(figsize, (COLUMN_WIDTH, 3.3 if attention_step is None else 3.9))
+    axes = figure.add_subplot()
+    gap = 0.95
+    sources = [*words, "EOS"]
+    decoder_start = gap * len(sources) + 0.55
+    top = 2.0 if attention_step is None else 2.9
+    axes.set_xlim(-0.45, decoder_start + gap * (steps - 1) + 0.5)
+    axes.set_ylim(-0.5, top + 0.5)
+    axes.axis("off")
+
+    def node(x: float, y: float, text: str, kind: str, size: float = TICK_SIZE) -> None:
+        axes.text(x, y, text, ha="center", va="center", fontsize=size, zorder=3,
+                  bbox={"boxstyle": "round,pad=0.3", "facecolor": ENCODER_DECODER_COLOURS[kind], "edgecolor": "0.3"})
+
+    def arrow(start_xy, end_xy, colour="0.25", width=1.0, shrink=11) -> None:
+        axes.annotate("", xy=end_xy, xytext=start_xy, zorder=2,
+                      arrowprops={"arrowstyle": "-|>", "color": colour, "lw": width, "shrinkA": shrink,
+                                  "shrinkB": shrink})
+
+    for i, word in enumerate(sources):
+        x = gap * i
+        node(x, 0, word, "x")
+        node(x, 1, f"$h_{{{i + 1}}}$", "h")
+        arrow((x, 0), (x, 1))
+        if i:
+            arrow((x - gap, 1), (x, 1))
+    arrow((gap * (len(sources) - 1), 1), (decoder_start, 1), colour="#b8860b" if attention_step is None else "0.25",
+          width=2.2 if attention_step is None else 1.0)
+    if attention_step is None:
+        axes.text((gap * (len(sources) - 1) + decoder_start) / 2, 1.28, "context\nvector", ha="center",
+                  va="bottom", fontsize=SMALL_SIZE, color="#7a5a00")
+    inputs = ["BOS", *[f"$y_{{{t}}}$" for t in range(1, steps)]]
+    outputs = [*[f"$y_{{{t}}}$" for t in range(1, steps)], "EOS"]
+    for t in range(steps):
+        x = decoder_start + gap * t
+        node(x, 0, inputs[t], "y")
+        node(x, 1, f"$s_{{{t + 1}}}$", "s")
+        node(x, 2, outputs[t], "y")
+        arrow((x, 0), (x, 1))
+        arrow((x, 1), (x, 2))
+        if t:
+            arrow((x - gap, 1), (x, 1))
+            arrow((x - gap + 0.15, 2), (x - 0.1, 0.12), colour="0.6", shrink=9)  # its output is the next input
+    if attention_step is not None:
+        x = decoder_start + gap * (attention_step - 1)
+        node(x, top, f"$c_{{{attention_step}}}$", "c")
+        for i in range(len(sources)):
+            axes.annotate("", xy=(x, top), xytext=(gap * i, 1), zorder=1,
+                          arrowprops={"arrowstyle": "-|>", "color": "#b8860b", "lw": 0.9, "alpha": 0.8,
+                                      "shrinkA": 11, "shrinkB": 11, "connectionstyle": "arc3,rad=-0.12"})
+        arrow((x, top), (x + 0.02, 2), colour="#b8860b")
+        axes.annotate("", xy=(x + 0.28, top - 0.1), xytext=(x + 0.2, 1.12), zorder=1,
+                      arrowprops={"arrowstyle": "-|>", "color": "0.35", "lw": 1.0, "linestyle": "--",
+                                  "shrinkA": 2, "shrinkB": 6, "connectionstyle": "arc3,rad=0.25"})
+        axes.text(x + 0.42, 1.5, "query", ha="left", va="center", fontsize=SMALL_SIZE, color="0.3")
+        axes.text(x + 0.3, top, "$\\sum_i \\alpha_{i," + str(attention_step) + "}\\, h_i$", ha="left", va="center",
+                  fontsize=TICK_SIZE)
+    axes.text(gap * (len(sources) - 1) / 2, -0.45, "encoder", ha="center", va="top", fontsize=FONT_SIZE)
+    axes.text(decoder_start + gap * (steps - 1) / 2, -0.45, "decoder", ha="center", va="top", fontsize=FONT_SIZE)
     if title:
         axes.set_title(title)
     return figure
