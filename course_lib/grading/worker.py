@@ -167,8 +167,8 @@ class Channel:
     def __init__(self, fd: int) -> None:
         self.fd = fd
 
-    def send(self, record: dict) -> None:
-        write_all(self.fd, encode_record(record))
+    def send(self, *records: dict) -> None:
+        write_all(self.fd, b"".join(encode_record(record) for record in records))
 
 
 @contextlib.contextmanager
@@ -187,22 +187,26 @@ def guards_armed(names: tuple[str, ...], tampering: list[str]) -> Iterator[None]
 
 def run_item(function: Callable | None, item: ItemJob, cases: list[dict], case_seconds: float,
              channel: Channel) -> None:
-    """Call ``function`` on each case, reporting each case as it starts and as it ends. After a
-    time-out the remaining cases are not run (one message says so)."""
-    def report(index: int, outcome: Outcome) -> None:
-        channel.send({"kind": "case", "name": item.name, "index": index, "outcome": outcome.to_json()})
+    """Call ``function`` on each case, reporting each case as it starts and as it ends (the end of
+    one case and the start of the next in one write). After a time-out the remaining cases are not
+    run (one message says so)."""
+    def start(index: int) -> list[dict]:
+        return [{"kind": "case_start", "name": item.name, "index": index}] if index < len(cases) else []
 
+    def report(index: int, outcome: Outcome) -> None:
+        channel.send({"kind": "case", "name": item.name, "index": index, "outcome": outcome.to_json()},
+                     *start(index + 1))
+
+    channel.send(*start(0))
     if function is None or not callable(function):
         message = (f"no function named `{item.function}` was defined (did a cell above fail?)" if function is None
                    else f"`{item.function}` is a {type(function).__name__}, not a function")
         for index in range(len(cases)):
-            channel.send({"kind": "case_start", "name": item.name, "index": index})
             report(index, Outcome("missing", message=message))
         return
     me = os.getpid()
     carry: Outcome | None = None   # what the remaining cases get without being run
     for index, kwargs in enumerate(cases):
-        channel.send({"kind": "case_start", "name": item.name, "index": index})
         if carry is not None:
             report(index, carry)
             continue
