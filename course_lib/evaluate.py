@@ -14,7 +14,7 @@ batch; a :class:`Score` holds them and gives the per-token figures. The corpus's
 
 Memory probes (Chapter 5) ask for the next word after a story prefix whose answer was stated far
 back: :func:`score_probes` gives each candidate's probability, :func:`probe_accuracy` the share
-answered right.
+answered right, :func:`probe_accuracy_by_distance` that share at each distance.
 """
 from __future__ import annotations
 
@@ -42,7 +42,9 @@ __all__ = [
     "nats",
     "padded",
     "probe_accuracy",
+    "probe_accuracy_by_distance",
     "score_probes",
+    "sequence_totals",
 ]
 
 
@@ -125,6 +127,21 @@ def nats(model: LanguageModel, sequences: Sequence[Sequence[int]], batch_size: i
     return Score(total, count)
 
 
+def sequence_totals(model: LanguageModel, sequences: Sequence[Sequence[int]], batch_size: int = 50) -> list[float]:
+    """-ln P(sequence) for each sequence: the sum of -ln P(x_{t+1} | x_1 .. x_t) over its positions."""
+    batch_size = positive_int("batch_size", batch_size)
+    if isinstance(sequences, (str, Tensor)) or not sequences:
+        raise ValueError("sequences must be a non-empty list of id sequences")
+    totals: list[float] = []
+    with evaluation_mode(model):
+        for start in range(0, len(sequences), batch_size):
+            ids, lengths = padded(sequences[start : start + batch_size])
+            log_probs = model.token_log_probs(ids).double()  # (batch, longest - 1)
+            predicted = torch.arange(ids.shape[1] - 1)[None, :] < (lengths[:, None] - 1)
+            totals += (-(log_probs * predicted)).sum(dim=1).tolist()
+    return totals
+
+
 def cross_entropy(model: LanguageModel, sequences: Sequence[Sequence[int]], batch_size: int = 50) -> float:
     """Nats per predicted token over all the sequences (a mean over tokens, not over sequences)."""
     return nats(model, sequences, batch_size).nats_per_token
@@ -195,3 +212,20 @@ def probe_accuracy(scores: Sequence[ProbeScore]) -> float:
     if not scores:
         raise ValueError("probe_accuracy needs at least one scored probe")
     return sum(score.correct for score in scores) / len(scores)
+
+
+def probe_accuracy_by_distance(scores: Sequence[ProbeScore], distances: Sequence[int]) -> list[float]:
+    """The accuracy of the probes at each distance: entry ``i`` counts the probes whose fact lies
+    at least ``distances[i]`` and less than ``distances[i + 1]`` words back (the last, at least
+    ``distances[-1]``), as :func:`~course_lib.data.probes.make_probes` draws them."""
+    bounds = [*distances, math.inf]
+    if list(distances) != sorted(set(distances)) or not distances:
+        raise ValueError(f"distances must be increasing, got {list(distances)!r}")
+    accuracies = []
+    for low, high in zip(bounds, bounds[1:]):
+        inside = [score for score in scores if low <= score.probe.distance < high]
+        if not inside:
+            raise ValueError(f"no probe lies between {low} and {high} words back; "
+                             "pass the distances the probes were made for")
+        accuracies.append(probe_accuracy(inside))
+    return accuracies

@@ -9,7 +9,9 @@ import torch
 from torch import nn
 
 from course_lib.data.program import EntropyFloor
-from course_lib.evaluate import Score, cross_entropy, floor_score, last_token_log_probs, nats
+from course_lib.data.probes import Probe
+from course_lib.evaluate import (ProbeScore, Score, cross_entropy, floor_score, last_token_log_probs, nats,
+                                 probe_accuracy, probe_accuracy_by_distance, sequence_totals)
 from course_lib.language_model import LanguageModel, WindowLanguageModel
 from course_lib.lstm import CELLS, recurrent_layer
 from course_lib.neural_lm import FixedWindowLM
@@ -116,3 +118,29 @@ def test_evaluation_mode_switches_dropout_and_gradients_off_and_restores_the_mod
     assert model.training and torch.is_grad_enabled()
     with evaluation_mode(NGramLM(1, "laplace")):  # a model without modes: only gradients switch off
         assert not torch.is_grad_enabled()
+
+
+def test_sequence_totals_are_each_sequences_share_of_the_nats():
+    torch.manual_seed(5)
+    model = TableLM(6)
+    sequences = [[1, 2, 3, 4, 5], [2, 1], [5, 4, 3]]
+    log_p = torch.log_softmax(model.table.weight.detach(), dim=-1)
+    expected = [-sum(float(log_p[a, b]) for a, b in zip(s, s[1:])) for s in sequences]
+    totals = sequence_totals(model, sequences, batch_size=2)
+    assert totals == pytest.approx(expected, rel=1e-12)
+    assert sum(totals) == pytest.approx(nats(model, sequences).total_nats, rel=1e-12)
+
+
+def _score(distance: int, correct: bool) -> ProbeScore:
+    probe = Probe(prompt="It was", answer="red", distance=distance, kind="colour")
+    return ProbeScore(probe, ("red", "blue"), (0.9, 0.1) if correct else (0.1, 0.9))
+
+
+def test_probe_accuracy_by_distance_bins_the_probes_from_each_distance_to_the_next():
+    scores = [_score(16, True), _score(31, False), _score(32, True), _score(40, True), _score(200, False)]
+    assert probe_accuracy_by_distance(scores, (16, 32, 64)) == [0.5, 1.0, 0.0]
+    assert probe_accuracy(scores) == 0.6
+    with pytest.raises(ValueError, match="no probe lies between 64 and 128"):
+        probe_accuracy_by_distance(scores, (16, 64, 128, 192))
+    with pytest.raises(ValueError, match="increasing"):
+        probe_accuracy_by_distance(scores, (32, 16))
