@@ -316,8 +316,10 @@ def display_name(name: str) -> str:
 
 def grade_notebook(path: str | Path, assignment: str | Assignment | None = None, limits: Limits = Limits(),
                    hidden_cases: str | Path | None = None) -> SubmissionResult:
-    """Grade one notebook (see ``Grader.grade``)."""
+    """Grade one notebook (see ``Grader.grade``); PreparationError for limits or hidden cases that
+    cannot work."""
     with Grader(limits, hidden_cases) as grader:
+        check_memory_room(limits, grader.zygote or shared_zygote())
         return grader.grade(path, assignment)
 
 
