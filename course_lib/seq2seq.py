@@ -44,9 +44,10 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from course_lib import checks
 from course_lib.attention import Attention, attend, padding_mask
+from course_lib.language_model import LanguageModel
 from course_lib.rnn import RecurrentLayer
 
-__all__ = ["ATTENTION_STYLES", "IGNORE_INDEX", "DecoderState", "Encoder", "Seq2Seq", "Translation", "encode_padded",
+__all__ = ["ATTENTION_STYLES", "IGNORE_INDEX", "ConditionedDecoder", "DecoderState", "Encoder", "Seq2Seq", "Translation", "encode_padded",
            "forced_attention", "make_batch", "special_ids", "top_hidden", "translate"]
 
 ATTENTION_STYLES = (None, "bahdanau", "luong")
@@ -123,14 +124,16 @@ class DecoderState:
     memory: Tensor            # H^enc (batch, S, d_enc)
     memory_mask: Tensor       # (batch, S), True at real source tokens
     projected_memory: Tensor | None = None  # the additive score's W_k h_i, computed once per source
+    weights: Tensor | None = None  # the attention weights (batch, S) of the step that made this state
 
     def select(self, index: Tensor) -> "DecoderState":
         """The states of the examples ``index`` (for beam search): batch is axis 1 of layer states, 0 of memory."""
         layer_state = (tuple(s.index_select(1, index) for s in self.layer_state)
                        if isinstance(self.layer_state, tuple) else self.layer_state.index_select(1, index))
         projected = None if self.projected_memory is None else self.projected_memory.index_select(0, index)
+        weights = None if self.weights is None else self.weights.index_select(0, index)
         return DecoderState(layer_state, self.memory.index_select(0, index), self.memory_mask.index_select(0, index),
-                            projected)
+                            projected, weights)
 
 
 class Seq2Seq(nn.Module):
@@ -199,8 +202,12 @@ class Seq2Seq(nn.Module):
                 context, weights = self._attend(s_t, state)                          # query s_t
                 s_t = torch.tanh(self.combine(torch.cat([context, s_t], dim=-1)))   # s̃_t
             logits = self.readout(s_t)
-        next_state = DecoderState(layer_state, state.memory, state.memory_mask, state.projected_memory)
+        next_state = DecoderState(layer_state, state.memory, state.memory_mask, state.projected_memory, weights)
         return F.log_softmax(logits, dim=-1), next_state, weights
+
+    def conditioned_on(self, source: Tensor, source_lengths: Tensor) -> "ConditionedDecoder":
+        """The decoder as a language model of the target given these sources (the course's protocol)."""
+        return ConditionedDecoder(self, source, source_lengths)
 
     def _attend(self, query: Tensor, state: DecoderState) -> tuple[Tensor, Tensor]:
         mask = state.memory_mask[:, None, :]
@@ -262,15 +269,16 @@ class Seq2Seq(nn.Module):
         Returns the token lists and the attention weights ``(batch, steps, S)`` (None without attention).
         """
         max_length = checks.positive_int("max_length", max_length)
-        state = self.start(source, source_lengths)
+        decoder = self.conditioned_on(source, source_lengths)
+        state = decoder.initial_state(source.shape[0])
         tokens = torch.full((source.shape[0],), checks.non_negative_int("bos_id", bos_id), dtype=torch.long)
         outputs: list[list[int]] = [[] for _ in range(source.shape[0])]
         finished = torch.zeros(source.shape[0], dtype=torch.bool)
         weights = []
         for _ in range(max_length):
-            log_probs, state, step_weights = self.step(tokens, state)
+            log_probs, state = decoder.step(tokens, state)
             tokens = log_probs.argmax(dim=-1)
-            weights.append(step_weights)
+            weights.append(state.weights)
             for b in (~finished).nonzero().flatten().tolist():
                 if tokens[b] != eos_id:
                     outputs[b].append(int(tokens[b]))
@@ -278,6 +286,34 @@ class Seq2Seq(nn.Module):
             if bool(finished.all()):
                 break
         return outputs, (None if self.attention is None else torch.stack(weights, dim=1))
+
+
+class ConditionedDecoder(LanguageModel):
+    """A :class:`Seq2Seq` decoder as a language model of the target, conditioned on fixed sources.
+
+    The course's protocol (:mod:`course_lib.language_model`): ``initial_state`` encodes the sources
+    (so ``batch_size`` must be their number), ``step`` is one decoder step, and the state, a
+    :class:`DecoderState`, also carries the step's attention weights. Whatever decodes a language
+    model (greedy search here, sampling and beam search in Chapter 8) decodes a translation.
+    """
+
+    def __init__(self, model: "Seq2Seq", source: Tensor, source_lengths: Tensor) -> None:
+        self.model = model
+        self.source, self.source_lengths = _check_source(source, source_lengths)
+        self.vocab_size = model.vocab_size
+
+    def initial_state(self, batch_size: int) -> DecoderState:
+        if checks.positive_int("batch_size", batch_size) != self.source.shape[0]:
+            raise checks.ArgumentError(f"this decoder is conditioned on {self.source.shape[0]} sources, "
+                                       f"so its batch has {self.source.shape[0]} rows, not {batch_size}")
+        return self.model.start(self.source, self.source_lengths)
+
+    def step(self, tokens: Tensor, state: DecoderState) -> tuple[Tensor, DecoderState]:
+        log_probs, state, _ = self.model.step(tokens, state)
+        return log_probs, state
+
+    def select_state(self, state: DecoderState, index: Tensor) -> DecoderState:
+        return state.select(index)
 
 
 def _check_ids(name: str, ids: object) -> Tensor:

@@ -216,3 +216,18 @@ def test_vocabularies_must_agree_on_the_special_ids():
     other = Vocabulary(["x"], specials=("<unk>", "<pad>", "<s>", "</s>"))
     with pytest.raises(ValueError, match="different ids"):
         special_ids(_vocabularies()[0], other)
+
+
+@pytest.mark.parametrize("attention", [None, "bahdanau", "luong"])
+def test_the_conditioned_decoder_is_a_language_model_of_the_protocol(attention):
+    model = _model(attention, "additive" if attention else "dot")
+    source, lengths, target_in = _batch()
+    decoder = model.conditioned_on(source, lengths)
+    # the protocol's whole-sequence form (a loop over step) equals teacher forcing
+    assert torch.allclose(decoder.sequence_log_probs(target_in), model(source, lengths, target_in)[0], atol=1e-12)
+    state = decoder.initial_state(3)
+    picked = decoder.select_state(state, torch.tensor([1]))
+    log_probs, _ = decoder.step(torch.tensor([BOS]), picked)
+    assert torch.allclose(log_probs[0], decoder.step(torch.tensor([BOS] * 3), state)[0][1], atol=1e-12)
+    with pytest.raises(ValueError, match="conditioned on 3 sources"):
+        decoder.initial_state(2)
