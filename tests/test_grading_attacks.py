@@ -20,7 +20,7 @@ import pytest
 
 from course_lib.cli import main
 from course_lib.grading import codec, sandbox
-from course_lib.grading.cases import Case, CaseSet, Outcome, judge, load_assignment
+from course_lib.grading.cases import Case, CaseSet, Outcome, judge
 from course_lib.grading.export import feedback_json, feedback_markdown, gradescope_results
 from course_lib.grading.report import format_submission
 from course_lib.grading.runner import Limits, PreparationError, SubmissionResult, grade_batch
@@ -264,7 +264,8 @@ def cli_batch(tmp_path_factory):
         stream.write((folder / "honest_ch01.ipynb").read_bytes())
     (root / "corrupt.zip").write_bytes(b"PK\x03\x04 not really a zip")
     (root / "many.zip").write_bytes(_zip([(f"m{i}.txt", b"") for i in range(10_001)]))
-    data = bytearray(_zip([("x.ipynb", (folder / "honest_ch01.ipynb").read_bytes())]).replace(b"x.ipynb", b"\xff.ipynb"))
+    honest_bytes = (folder / "honest_ch01.ipynb").read_bytes()
+    data = bytearray(_zip([("x.ipynb", honest_bytes)]).replace(b"x.ipynb", b"\xff.ipynb"))
     for signature, flags_at in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):  # local and central headers
         data[data.find(signature) + flags_at + 1] |= 0x08  # bit 11: "the names are UTF-8" (this one is not)
     (root / "utf8_flag.zip").write_bytes(bytes(data))
@@ -365,7 +366,8 @@ def test_a_broken_hidden_cases_file_exits_2_before_grading(tmp_path, capsys, mis
     if mistake == "exits_on_import":
         body += "sys.exit(0)\n"
     else:
-        body += f"CASE_SETS = [CaseSet(name='ch01.broken', function='perplexity', points=1, {HIDDEN_MISTAKES[mistake]})]\n"
+        body += ("CASE_SETS = [CaseSet(name='ch01.broken', function='perplexity', points=1, "
+                 f"{HIDDEN_MISTAKES[mistake]})]\n")
     (folder / "ch01_x.py").write_text(body)
     assert main(["grade", str(SOLUTION), "--hidden-cases", str(folder), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err

@@ -5,9 +5,10 @@ student's functions, so a cell can replace that code (``worker.run_item = ...``)
 forbidden-API guard off, or remove the import blocker. Python cannot prevent this against
 determined code. What the worker does instead: before the first cell it takes a ``Snapshot`` of
 the grading modules' functions and classes; before each item it puts back whatever was replaced
-(so an ordinary patch has no effect; the import blocker is only reported, since the copy
-of course_lib without the reference stands whether it is there or not) and reports each change as evidence, which the grader shows to
-the instructor in the feedback and the gradebook rather than grading the submission as clean.
+(so an ordinary patch has no effect) and reports each change as evidence, which the grader shows
+to the instructor in the feedback and the gradebook rather than grading the submission as clean.
+The import blocker is only reported, not put back: the copy of course_lib without the reference
+stands whether the blocker is there or not.
 """
 from __future__ import annotations
 

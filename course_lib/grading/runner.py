@@ -188,7 +188,8 @@ class Grader:
         except KeyError as error:
             if assignment is not None:
                 raise
-            return SubmissionResult(path, plain_text(chosen, 40), error=plain_text(f"the notebook names {error.args[0]}"))
+            return SubmissionResult(path, plain_text(chosen, 40),
+                                    error=plain_text(f"the notebook names {error.args[0]}"))
         result = self._grade(submission, prepared)
         named = submission.assignment
         if named is not None and named != prepared.assignment.name:

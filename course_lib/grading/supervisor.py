@@ -148,8 +148,9 @@ class Supervisor:
                     self._report(item, outcomes, self._case_timeout(),
                                  Outcome("timeout", message="not run: an earlier case of this item ran out of time"))
                 else:
-                    self._report(item, outcomes, Outcome("timeout", message=f"time limit exceeded: the item ran "
-                                                                            f"longer than {limits['item_seconds']:g} s"))
+                    ran_out = Outcome("timeout", message=f"time limit exceeded: the item ran longer than "
+                                                         f"{limits['item_seconds']:g} s")
+                    self._report(item, outcomes, ran_out)
                 return item.name, True, None
             if record is None:  # the notebook process has ended
                 self.violations += reader.dropped
@@ -162,7 +163,8 @@ class Supervisor:
             if not cells_done:
                 if kind == "cell_start" and self._is_cell(record.get("cell")):
                     running_cell = record["cell"]
-                elif kind in ("cell_error", "note") and (record.get("cell") is None or self._is_cell(record.get("cell"))):
+                elif kind in ("cell_error", "note") and (record.get("cell") is None
+                                                         or self._is_cell(record.get("cell"))):
                     notes += 1
                     if notes <= MAX_NOTES:
                         self.send({"kind": kind, "cell": record.get("cell"), "error": str(record.get("error"))[:1000]})
