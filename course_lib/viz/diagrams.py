@@ -157,3 +157,82 @@ def plot_encoder_decoder(source: tuple[str, ...] = ("Mia", "found", "a", "kite")
     if title:
         axes.set_title(title)
     return figure
+
+
+LSTM_COLOURS = {"gate": "#e6dcf0", "op": "white", "C": "#fff3c4", **NODE_COLOURS}
+# (symbol, activation, role) of each gate, left to right as the diagram draws them
+LSTM_DIAGRAM_GATES = (("A_t", "\\sigma", "forget"), ("B_t", "\\sigma", "input"),
+                      ("\\hat C_t", "\\tanh", "candidate"), ("D_t", "\\sigma", "output"))
+
+
+@styled
+def plot_lstm_cell(*, title: str = "", figsize: tuple[float, float] | None = None) -> Figure:
+    """One LSTM step: the memory line on top, the four gates below it, the hidden state at the bottom.
+
+    The gates read ``[h_{t-1}, x_t]``; along the memory line ``C_{t-1}`` is multiplied by the forget
+    gate ``A_t`` and the input gate's share ``B_t ⊙ Ĉ_t`` is added, ``C_t = A_t ⊙ C_{t-1} + B_t ⊙ Ĉ_t``;
+    the output gate shows ``h_t = D_t ⊙ tanh(C_t)``. Nothing on the memory line passes through a
+    weight matrix: that line is the gradient highway.
+    """
+    checks.text("title", title)
+    figure = new_figure(figsize, (COLUMN_WIDTH, 3.4))
+    axes = figure.add_subplot()
+    axes.set_xlim(-0.3, 10.3)
+    axes.set_ylim(-0.35, 4.0)
+    axes.axis("off")
+    memory_y, gate_y, product_y = 3.3, 1.55, 2.45
+
+    def box(x: float, y: float, text: str, kind: str, size: float = TICK_SIZE, shape: str = "round") -> None:
+        axes.text(x, y, text, ha="center", va="center", fontsize=size, zorder=3,
+                  bbox={"boxstyle": f"{shape},pad=0.3", "facecolor": LSTM_COLOURS[kind], "edgecolor": "0.3"})
+
+    def arrow(start_xy, end_xy, colour="0.25", width=1.0, shrink=10.0, shrink_start=None) -> None:
+        axes.annotate("", xy=end_xy, xytext=start_xy, zorder=2,
+                      arrowprops={"arrowstyle": "-|>", "color": colour, "lw": width,
+                                  "shrinkA": shrink if shrink_start is None else shrink_start, "shrinkB": shrink})
+
+    highway = "#b8860b"
+    # the memory line: C_{t-1} -> x A_t -> + B_t Ĉ_t -> C_t
+    forget_x, add_x, show_x = 2.3, 5.0, 8.3
+    box(0.2, memory_y, "$C_{t-1}$", "C", NODE_SIZE)
+    box(forget_x, memory_y, "$\\times$", "op", shape="circle")
+    box(add_x, memory_y, "$+$", "op", shape="circle")
+    box(9.8, memory_y, "$C_t$", "C", NODE_SIZE)
+    for start, end in ((0.2, forget_x), (forget_x, add_x), (add_x, 9.8)):
+        arrow((start, memory_y), (end, memory_y), colour=highway, width=2.2, shrink=14)
+    axes.text((forget_x + add_x) / 2, memory_y + 0.3, "memory: no weight matrix", ha="center", va="bottom",
+              fontsize=SMALL_SIZE, color="#7a5a00")
+    # the gates, all reading [h_{t-1}, x_t] from one bus
+    bus_y = 0.6
+    box(0.2, 0.2, "$h_{t-1}$", "h", NODE_SIZE)
+    box(1.3, -0.15, "$x_t$", "i", NODE_SIZE)
+    gate_xs = (forget_x, 3.7, add_x, 6.9)
+    axes.plot([0.2, 1.3, 1.3], [bus_y, bus_y, bus_y], color="0.55", lw=0.8)
+    axes.plot([0.2, 0.2], [0.2 + 0.2, bus_y], color="0.55", lw=0.8)
+    axes.plot([1.3, 1.3], [-0.15 + 0.2, bus_y], color="0.55", lw=0.8)
+    axes.plot([0.2, gate_xs[-1]], [bus_y, bus_y], color="0.55", lw=0.8)
+    axes.text(0.75, bus_y + 0.08, "$[h_{t-1}, x_t]$", ha="center", va="bottom", fontsize=TICK_SIZE)
+    for x, (symbol, activation, role) in zip(gate_xs, LSTM_DIAGRAM_GATES):
+        box(x, gate_y, f"${activation}$", "gate")
+        label_x = x + (0.32 if activation == "\\sigma" else 0.5)  # tanh's box is wider
+        axes.text(label_x, gate_y - 0.02, f"${symbol}$\n{role}", ha="left", va="center", fontsize=SMALL_SIZE,
+                  color="0.2", linespacing=1.1)
+        arrow((x, bus_y), (x, gate_y), colour="0.55", width=0.8, shrink=9, shrink_start=0)
+    # forget: A_t multiplies the memory; input: B_t ⊙ Ĉ_t is added
+    arrow((forget_x, gate_y), (forget_x, memory_y))
+    write_x = (gate_xs[1] + gate_xs[2]) / 2
+    box(write_x, product_y, "$\\times$", "op", shape="circle")
+    arrow((gate_xs[1], gate_y), (write_x, product_y), shrink=9)
+    arrow((gate_xs[2], gate_y), (write_x, product_y), shrink=9)
+    arrow((write_x, product_y), (add_x, memory_y), shrink=9)
+    # output: h_t = D_t ⊙ tanh(C_t)
+    box(show_x, product_y, "$\\tanh$", "op", shape="round")
+    box(show_x, gate_y - 0.55, "$\\times$", "op", shape="circle")
+    arrow((show_x, memory_y), (show_x, product_y), shrink=9)
+    arrow((show_x, product_y), (show_x, gate_y - 0.55), shrink=9)
+    arrow((gate_xs[3], gate_y), (show_x, gate_y - 0.55), shrink=9)
+    box(9.8, 0.2, "$h_t$", "h", NODE_SIZE)
+    arrow((show_x, gate_y - 0.55), (9.8, 0.2), shrink=11)
+    if title:
+        axes.set_title(title)
+    return figure
