@@ -22,6 +22,10 @@ and candidate ``n_t`` (the book's ``h̃_t``)::
     n_t = tanh(W_in i_t + b_in + r_t ⊙ (W_hn h_{t-1} + b_hn))
     h_t = (1 - z_t) ⊙ n_t + z_t ⊙ h_{t-1}
 
+Cho et al. write the update the same way (``z_t`` keeps the old state) but reset the state before
+the matrix, ``tanh(W_in i_t + W_hn (r_t ⊙ h_{t-1}))``: a different function of the same weights.
+PyTorch resets after it, so that one product ``W_hh h_{t-1}`` serves all three gates.
+
 Parameters are laid out as in ``nn.LSTM`` / ``nn.GRU`` so their state dicts load directly. The
 gates' weights are stacked along the first axis; ``W_A [h, i]`` is split into an input part
 (in ``weight_ih``) and a hidden part (in ``weight_hh``), and each ``b`` into ``bias_ih + bias_hh``::
