@@ -52,6 +52,21 @@ class CaseSet:
         return codec.decode(codec.encode(self.reference(**copy.deepcopy(case.kwargs))))
 
 
+def graded_item(name: str, *, points: float, make_cases: Callable[[], list[Case]],
+                reference: Callable[..., Any], tolerance: Tolerance = Tolerance(),
+                forbidden: tuple[str, ...] = (), hint: str = "", function: str | None = None,
+                hidden: bool = False) -> CaseSet:
+    """A case set as a chapter declares it: ``name`` is "chNN.item" and the student's function
+    is called like the item unless ``function`` names it; ``hint`` is a paragraph whose line breaks
+    and indentation fold to single spaces, so it can be written across lines like prose."""
+    item = name.partition(".")[2]
+    if not item:
+        raise ValueError(f"a graded item is named like 'ch01.count_ngrams', got {name!r}")
+    return CaseSet(name=name, function=function or item, points=points, make_cases=make_cases,
+                   reference=reference, tolerance=tolerance, forbidden=forbidden,
+                   hint=" ".join(hint.split()), hidden=hidden)
+
+
 @dataclass(frozen=True)
 class Assignment:
     name: str                           # "ch01"

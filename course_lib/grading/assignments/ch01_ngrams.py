@@ -5,7 +5,7 @@ import math
 import random
 
 from course_lib import ngram
-from course_lib.grading.cases import Assignment, Case, CaseSet
+from course_lib.grading.cases import Assignment, Case, graded_item
 from course_lib.grading.policies import EXACT, FLOAT64_SAME_ORDER
 
 WORDS = ["the", "cat", "dog", "sat", "ran", "on", "a", "mat", "red", "big", "saw", "it"]
@@ -95,42 +95,30 @@ def _continuation_cases() -> list[Case]:
 
 
 ASSIGNMENT = Assignment(
-    name="ch01",
-    title="Chapter 1: n-gram language models",
-    reference_modules=("course_lib.ngram",),
+    name="ch01", title="Chapter 1: n-gram language models",
     case_sets=(
-        CaseSet(
-            name="ch01.count_ngrams", function="count_ngrams", points=2,
-            make_cases=_count_cases, reference=ngram.count_ngrams, tolerance=EXACT,
-            hint="The padding decides the first and last n-grams: count the <s> and </s> each sequence "
-                 "gets, and key the counts by tuples. See \"Estimating the probabilities by counting\" "
-                 "in Chapter 1.",
-        ),
-        CaseSet(
-            name="ch01.mle_probability", function="mle_probability", points=2,
-            make_cases=_mle_cases, reference=ngram.mle_probability, tolerance=FLOAT64_SAME_ORDER,
-            hint="The denominator counts every n-gram that shares the context, whatever word follows it. "
-                 "See \"Estimating the probabilities by counting\" in Chapter 1.",
-        ),
-        CaseSet(
-            name="ch01.add_k_probability", function="add_k_probability", points=2,
-            make_cases=_add_k_cases, reference=ngram.add_k_probability, tolerance=FLOAT64_SAME_ORDER,
-            hint="Smoothing pretends every word of the vocabulary was seen k more times after the context, "
-                 "so the denominator grows too. See \"Add-k (Laplace) smoothing\" in Chapter 1.",
-        ),
-        CaseSet(
-            name="ch01.perplexity", function="perplexity", points=1,
-            make_cases=_perplexity_cases, reference=ngram.perplexity_from_logprobs,
-            tolerance=FLOAT64_SAME_ORDER,
-            hint="Perplexity comes from the average log-probability per token, not the sum; mind the "
-                 "sign. See \"Perplexity\" in Chapter 1.",
-        ),
-        CaseSet(
-            name="ch01.continuation_probability", function="continuation_probability", points=2,
-            make_cases=_continuation_cases, reference=ngram.continuation_probability,
-            tolerance=FLOAT64_SAME_ORDER,
-            hint="Count the distinct words each word follows, not how often it occurs. "
-                 "See \"Kneser-Ney smoothing\" in Chapter 1.",
-        ),
+        graded_item("ch01.count_ngrams", points=2, make_cases=_count_cases, reference=ngram.count_ngrams,
+                    tolerance=EXACT,
+                    hint="""The padding decides the first and last n-grams: count the <s> and </s> each
+                            sequence gets, and key the counts by tuples. See "Estimating the probabilities
+                            by counting" in Chapter 1."""),
+        graded_item("ch01.mle_probability", points=2, make_cases=_mle_cases,
+                    reference=ngram.mle_probability, tolerance=FLOAT64_SAME_ORDER,
+                    hint="""The denominator counts every n-gram that shares the context, whatever word
+                            follows it. See "Estimating the probabilities by counting" in Chapter 1."""),
+        graded_item("ch01.add_k_probability", points=2, make_cases=_add_k_cases,
+                    reference=ngram.add_k_probability, tolerance=FLOAT64_SAME_ORDER,
+                    hint="""Smoothing pretends every word of the vocabulary was seen k more times after the
+                            context, so the denominator grows too. See "Add-k (Laplace) smoothing" in
+                            Chapter 1."""),
+        graded_item("ch01.perplexity", points=1, make_cases=_perplexity_cases,
+                    reference=ngram.perplexity_from_logprobs, tolerance=FLOAT64_SAME_ORDER,
+                    hint="""Perplexity comes from the average log-probability per token, not the sum; mind
+                            the sign. See "Perplexity" in Chapter 1."""),
+        graded_item("ch01.continuation_probability", points=2, make_cases=_continuation_cases,
+                    reference=ngram.continuation_probability, tolerance=FLOAT64_SAME_ORDER,
+                    hint="""Count the distinct words each word follows, not how often it occurs. See
+                            "Kneser-Ney smoothing" in Chapter 1."""),
     ),
+    reference_modules=("course_lib.ngram",),
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 import random
 
 from course_lib import bpe
-from course_lib.grading.cases import Assignment, Case, CaseSet
+from course_lib.grading.cases import Assignment, Case, graded_item
 from course_lib.grading.policies import EXACT
 
 # Sennrich et al. (2016), Section 3.2: {low: 5, lower: 2, newest: 6, widest: 3}, each word as
@@ -114,40 +114,30 @@ def encode_word_reference(word: str, merges: list[tuple[str, str]]) -> tuple[str
 
 
 ASSIGNMENT = Assignment(
-    name="ch02",
-    title="Chapter 2: tokenization and byte-pair encoding",
-    reference_modules=("course_lib.bpe",),
+    name="ch02", title="Chapter 2: tokenization and byte-pair encoding",
     case_sets=(
-        CaseSet(
-            name="ch02.get_pair_counts", function="get_pair_counts", points=2,
-            make_cases=_pair_count_cases, reference=bpe.get_pair_counts, tolerance=EXACT,
-            hint="A word adds its count once for every place a pair occurs in it, and only neighbouring "
-                 "symbols form pairs. See \"The paper's example, by hand\" in Chapter 2.",
-        ),
-        CaseSet(
-            name="ch02.merge_pair", function="merge_pair", points=2,
-            make_cases=_merge_pair_cases, reference=bpe.merge_pair, tolerance=EXACT,
-            hint="Compare whole symbols, scan left to right without overlaps, and let words that become "
-                 "equal add their counts. See \"The paper's example, by hand\" in Chapter 2.",
-        ),
-        CaseSet(
-            name="ch02.train_bpe", function="train_bpe", points=2,
-            make_cases=_train_cases, reference=bpe.train_naive, tolerance=EXACT,
-            hint="Recount the pairs of the current dictionary at every step, break ties by the smallest "
-                 "pair, and stop when no pair is left. See \"Ties: why this list differs from the "
-                 "paper's code from merge 6 on\" in Chapter 2.",
-        ),
-        CaseSet(
-            name="ch02.encode_word", function="encode_word", points=2,
-            make_cases=_encode_cases, reference=encode_word_reference, tolerance=EXACT,
-            hint="Start from the characters and the end-of-word marker, then apply the merges in the order "
-                 "learned. See \"Cutting a word the tokenizer never saw\" in Chapter 2.",
-        ),
-        CaseSet(
-            name="ch02.bytes_to_unicode", function="bytes_to_unicode", points=2,
-            make_cases=_bytes_to_unicode_cases, reference=bpe.bytes_to_unicode, tolerance=EXACT,
-            hint="Three ranges of bytes keep their own character; the others get new characters from 256 "
-                 "up, in byte order. See \"Printable bytes\" in Chapter 2.",
-        ),
+        graded_item("ch02.get_pair_counts", points=2, make_cases=_pair_count_cases,
+                    reference=bpe.get_pair_counts, tolerance=EXACT,
+                    hint="""A word adds its count once for every place a pair occurs in it, and only
+                            neighbouring symbols form pairs. See "The paper's example, by hand" in
+                            Chapter 2."""),
+        graded_item("ch02.merge_pair", points=2, make_cases=_merge_pair_cases, reference=bpe.merge_pair,
+                    tolerance=EXACT,
+                    hint="""Compare whole symbols, scan left to right without overlaps, and let words that
+                            become equal add their counts. See "The paper's example, by hand" in Chapter 2."""),
+        graded_item("ch02.train_bpe", points=2, make_cases=_train_cases, reference=bpe.train_naive,
+                    tolerance=EXACT,
+                    hint="""Recount the pairs of the current dictionary at every step, break ties by the
+                            smallest pair, and stop when no pair is left. See "Ties: why this list differs
+                            from the paper's code from merge 6 on" in Chapter 2."""),
+        graded_item("ch02.encode_word", points=2, make_cases=_encode_cases, reference=encode_word_reference,
+                    tolerance=EXACT,
+                    hint="""Start from the characters and the end-of-word marker, then apply the merges in
+                            the order learned. See "Cutting a word the tokenizer never saw" in Chapter 2."""),
+        graded_item("ch02.bytes_to_unicode", points=2, make_cases=_bytes_to_unicode_cases,
+                    reference=bpe.bytes_to_unicode, tolerance=EXACT,
+                    hint="""Three ranges of bytes keep their own character; the others get new characters
+                            from 256 up, in byte order. See "Printable bytes" in Chapter 2."""),
     ),
+    reference_modules=("course_lib.bpe",),
 )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from course_lib import neural_lm
-from course_lib.grading.cases import Assignment, Case, CaseSet
+from course_lib.grading.cases import Assignment, Case, graded_item
 from course_lib.grading.policies import AUTOGRAD, CROSS_ENTROPY, FLOAT32, FLOAT64_REORDERED, SOFTMAX
 
 PARAMETER_NAMES = ("C", "H", "d", "U", "b")  # the paper's names: C embeddings, H and d hidden, U and b output
@@ -169,44 +169,33 @@ def _training_step_cases() -> list[Case]:
 
 
 ASSIGNMENT = Assignment(
-    name="ch03",
-    title="Chapter 3: neural language models",
-    reference_modules=("course_lib.neural_lm", "course_lib.train"),
+    name="ch03", title="Chapter 3: neural language models",
     case_sets=(
-        CaseSet(
-            name="ch03.stable_softmax", function="stable_softmax", points=2,
-            make_cases=_softmax_cases, reference=softmax_reference, tolerance=FLOAT32, forbidden=SOFTMAX,
-            hint="Shifting a row's logits by a constant leaves its softmax unchanged and can keep exp from "
-                 "overflowing; normalise over the last dimension. See \"Softmax without overflow\" in "
-                 "Chapter 3.",
-        ),
-        CaseSet(
-            name="ch03.cross_entropy", function="cross_entropy", points=2,
-            make_cases=_cross_entropy_cases, reference=cross_entropy_reference, tolerance=FLOAT32,
-            forbidden=CROSS_ENTROPY,
-            hint="Taking the log of a softmax can give log(0); write the log-probability itself from the "
-                 "shifted logits, and average over the examples. See \"Cross-entropy is the negative "
-                 "log-likelihood\" in Chapter 3.",
-        ),
-        CaseSet(
-            name="ch03.fixed_window_forward", function="fixed_window_forward", points=2,
-            make_cases=_forward_cases, reference=fixed_window_forward_reference, tolerance=FLOAT32,
-            hint="Look up the context's embeddings and lay them side by side, oldest word first, one row per "
-                 "example, before the hidden layer. See \"The fixed-window model\" in Chapter 3.",
-        ),
-        CaseSet(
-            name="ch03.logits_gradient", function="logits_gradient", points=2,
-            make_cases=_gradient_cases, reference=logits_gradient_reference, tolerance=FLOAT32,
-            forbidden=AUTOGRAD,
-            hint="Differentiate the loss of one row by its logits first; the mean over the batch then scales "
-                 "every row. See \"Cross-entropy is the negative log-likelihood\" in Chapter 3.",
-        ),
-        CaseSet(
-            name="ch03.training_step", function="training_step", points=2,
-            make_cases=_training_step_cases, reference=training_step_reference, tolerance=FLOAT64_REORDERED,
-            hint="Take the gradient with respect to copies of the parameters that autograd tracks, step "
-                 "against it, and report the loss before the step. See \"Training with mini-batches and a "
-                 "held-out set\" in Chapter 3.",
-        ),
+        graded_item("ch03.stable_softmax", points=2, make_cases=_softmax_cases, reference=softmax_reference,
+                    tolerance=FLOAT32, forbidden=SOFTMAX,
+                    hint="""Shifting a row's logits by a constant leaves its softmax unchanged and can keep
+                            exp from overflowing; normalise over the last dimension. See "Softmax without
+                            overflow" in Chapter 3."""),
+        graded_item("ch03.cross_entropy", points=2, make_cases=_cross_entropy_cases,
+                    reference=cross_entropy_reference, tolerance=FLOAT32, forbidden=CROSS_ENTROPY,
+                    hint="""Taking the log of a softmax can give log(0); write the log-probability itself
+                            from the shifted logits, and average over the examples. See "Cross-entropy is
+                            the negative log-likelihood" in Chapter 3."""),
+        graded_item("ch03.fixed_window_forward", points=2, make_cases=_forward_cases,
+                    reference=fixed_window_forward_reference, tolerance=FLOAT32,
+                    hint="""Look up the context's embeddings and lay them side by side, oldest word first,
+                            one row per example, before the hidden layer. See "The fixed-window model" in
+                            Chapter 3."""),
+        graded_item("ch03.logits_gradient", points=2, make_cases=_gradient_cases,
+                    reference=logits_gradient_reference, tolerance=FLOAT32, forbidden=AUTOGRAD,
+                    hint="""Differentiate the loss of one row by its logits first; the mean over the batch
+                            then scales every row. See "Cross-entropy is the negative log-likelihood" in
+                            Chapter 3."""),
+        graded_item("ch03.training_step", points=2, make_cases=_training_step_cases,
+                    reference=training_step_reference, tolerance=FLOAT64_REORDERED,
+                    hint="""Take the gradient with respect to copies of the parameters that autograd tracks,
+                            step against it, and report the loss before the step. See "Training with
+                            mini-batches and a held-out set" in Chapter 3."""),
     ),
+    reference_modules=("course_lib.neural_lm", "course_lib.train"),
 )

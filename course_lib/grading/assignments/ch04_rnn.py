@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from course_lib import rnn
-from course_lib.grading.cases import Assignment, Case, CaseSet
+from course_lib.grading.cases import Assignment, Case, graded_item
 from course_lib.grading.compare import Tolerance
 from course_lib.grading.policies import (
     AUTOGRAD, CLIPPING, FLOAT64_SAME_ORDER, RECURRENT_LAYERS, RELATIVE_ONLY,
@@ -189,47 +189,32 @@ def _clipping_cases() -> list[Case]:
 CLIPPED_SCALE = Tolerance(rtol=1e-5, atol=1e-12)
 
 ASSIGNMENT = Assignment(
-    name="ch04",
-    title="Chapter 4: recurrent networks and backpropagation through time",
-    reference_modules=("course_lib.rnn", "course_lib.lstm"),
+    name="ch04", title="Chapter 4: recurrent networks and backpropagation through time",
     case_sets=(
-        CaseSet(
-            name="ch04.rnn_cell", function="rnn_cell", points=2,
-            make_cases=_cell_cases, reference=rnn_cell_reference, tolerance=FLOAT64_SAME_ORDER,
-            forbidden=RECURRENT_LAYERS,
-            hint="The input and the previous state each go through their own matrix; with one example per "
-                 "row, check which side each matrix multiplies from. See \"The recurrent network\" in "
-                 "Chapter 4.",
-        ),
-        CaseSet(
-            name="ch04.rnn_forward", function="rnn_forward", points=2,
-            make_cases=_forward_cases, reference=rnn_forward_reference, tolerance=FLOAT64_SAME_ORDER,
-            forbidden=RECURRENT_LAYERS,
-            hint="Each step starts from the state the step before produced; the answer holds h_1 to h_T, "
-                 "time on the second axis. See \"The recurrent network\" in Chapter 4.",
-        ),
-        CaseSet(
-            name="ch04.grad_W_hh", function="grad_W_hh", points=2,
-            make_cases=_bptt_cases, reference=grad_W_hh_reference, tolerance=FLOAT64_SAME_ORDER,
-            forbidden=AUTOGRAD,
-            hint="Walk backwards in time: a state gets error from its own output and from the step after it, "
-                 "and W_hh collects a term at every step. See \"Backpropagation through time\" in "
-                 "Chapter 4.",
-        ),
-        CaseSet(
-            name="ch04.jacobian_norms", function="jacobian_norms", points=2,
-            make_cases=_jacobian_cases, reference=jacobian_norms_reference, tolerance=RELATIVE_ONLY,
-            forbidden=AUTOGRAD,
-            hint="The Jacobian needs every step's tanh slope, so run the recurrence forward first; the "
-                 "product then grows from the last step backwards. See \"Vanishing and exploding "
-                 "gradients\" in Chapter 4.",
-        ),
-        CaseSet(
-            name="ch04.clip_by_global_norm", function="clip_by_global_norm", points=2,
-            make_cases=_clipping_cases, reference=clip_by_global_norm_reference, tolerance=CLIPPED_SCALE,
-            forbidden=CLIPPING,
-            hint="One norm measures all the gradients together, and one factor scales them all; small "
-                 "gradients stay as they are. See \"Gradient-norm clipping\" in Chapter 4.",
-        ),
+        graded_item("ch04.rnn_cell", points=2, make_cases=_cell_cases, reference=rnn_cell_reference,
+                    tolerance=FLOAT64_SAME_ORDER, forbidden=RECURRENT_LAYERS,
+                    hint="""The input and the previous state each go through their own matrix; with one
+                            example per row, check which side each matrix multiplies from. See "The
+                            recurrent network" in Chapter 4."""),
+        graded_item("ch04.rnn_forward", points=2, make_cases=_forward_cases,
+                    reference=rnn_forward_reference, tolerance=FLOAT64_SAME_ORDER,
+                    forbidden=RECURRENT_LAYERS,
+                    hint="""Each step starts from the state the step before produced; the answer holds h_1
+                            to h_T, time on the second axis. See "The recurrent network" in Chapter 4."""),
+        graded_item("ch04.grad_W_hh", points=2, make_cases=_bptt_cases, reference=grad_W_hh_reference,
+                    tolerance=FLOAT64_SAME_ORDER, forbidden=AUTOGRAD,
+                    hint="""Walk backwards in time: a state gets error from its own output and from the step
+                            after it, and W_hh collects a term at every step. See "Backpropagation through
+                            time" in Chapter 4."""),
+        graded_item("ch04.jacobian_norms", points=2, make_cases=_jacobian_cases,
+                    reference=jacobian_norms_reference, tolerance=RELATIVE_ONLY, forbidden=AUTOGRAD,
+                    hint="""The Jacobian needs every step's tanh slope, so run the recurrence forward first;
+                            the product then grows from the last step backwards. See "Vanishing and
+                            exploding gradients" in Chapter 4."""),
+        graded_item("ch04.clip_by_global_norm", points=2, make_cases=_clipping_cases,
+                    reference=clip_by_global_norm_reference, tolerance=CLIPPED_SCALE, forbidden=CLIPPING,
+                    hint="""One norm measures all the gradients together, and one factor scales them all;
+                            small gradients stay as they are. See "Gradient-norm clipping" in Chapter 4."""),
     ),
+    reference_modules=("course_lib.rnn", "course_lib.lstm"),
 )

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from course_lib import lstm, rnn
-from course_lib.grading.cases import Assignment, Case, CaseSet
+from course_lib.grading.cases import Assignment, Case, graded_item
 from course_lib.grading.policies import (
     AUTOGRAD, EXACT, FLOAT64_REORDERED, RECURRENT_LAYERS, RELATIVE_ONLY,
 )
@@ -211,46 +211,37 @@ def _layer_cases() -> list[Case]:
 
 
 ASSIGNMENT = Assignment(
-    name="ch05",
-    title="Chapter 5: LSTM and GRU",
-    reference_modules=("course_lib.lstm", "course_lib.rnn"),
+    name="ch05", title="Chapter 5: LSTM and GRU",
     case_sets=(
-        CaseSet(
-            name="ch05.lstm_cell_forward", function="lstm_cell_forward", points=2,
-            make_cases=_lstm_cell_cases, reference=lstm_cell_forward_reference, tolerance=FLOAT64_REORDERED,
-            forbidden=RECURRENT_LAYERS,
-            hint="Every gate reads the previous hidden state stacked on the input, hidden state first; "
-                 "the new cell mixes the old cell and the candidate. See \"A memory cell beside the hidden "
-                 "state\" in Chapter 5.",
-        ),
-        CaseSet(
-            name="ch05.gru_cell_forward", function="gru_cell_forward", points=2,
-            make_cases=_gru_cell_cases, reference=gru_cell_forward_reference, tolerance=FLOAT64_REORDERED,
-            forbidden=RECURRENT_LAYERS,
-            hint="The reset gate scales the whole hidden term of the candidate, its bias included; the "
-                 "update gate weighs the old state against the candidate. See \"The GRU\" in Chapter 5.",
-        ),
-        CaseSet(
-            name="ch05.parameter_counts", function="parameter_counts", points=2,
-            make_cases=_parameter_count_cases, reference=parameter_counts_reference, tolerance=EXACT,
-            forbidden=RECURRENT_LAYERS,
-            hint="Count the weight blocks of each kind of layer, and what one block holds; a layer above "
-                 "the first reads the outputs of the layer below. See \"Counting parameters\" in "
-                 "Chapter 5.",
-        ),
-        CaseSet(
-            name="ch05.cell_state_gradient", function="cell_state_gradient", points=2,
-            make_cases=_gradient_cases, reference=cell_state_gradient_reference, tolerance=RELATIVE_ONLY,
-            forbidden=RECURRENT_LAYERS + AUTOGRAD,  # RELATIVE_ONLY: the vanishing case's answers are ~1e-30
-            hint="Along the memory cell, one step's derivative involves no weight matrix; run the cell "
-                 "forward to know what it is at each step. See \"The gradient highway\" in Chapter 5.",
-        ),
-        CaseSet(
-            name="ch05.lstm_layer_forward", function="lstm_layer_forward", points=2,
-            make_cases=_layer_cases, reference=lstm_layer_forward_reference, tolerance=FLOAT64_REORDERED,
-            forbidden=RECURRENT_LAYERS,
-            hint="Mind the order of PyTorch's four stacked blocks, its two biases, and which state the "
-                 "answer returns at every step. See \"From scratch, and fused\" in Chapter 5.",
-        ),
+        graded_item("ch05.lstm_cell_forward", points=2, make_cases=_lstm_cell_cases,
+                    reference=lstm_cell_forward_reference, tolerance=FLOAT64_REORDERED,
+                    forbidden=RECURRENT_LAYERS,
+                    hint="""Every gate reads the previous hidden state stacked on the input, hidden state
+                            first; the new cell mixes the old cell and the candidate. See "A memory cell
+                            beside the hidden state" in Chapter 5."""),
+        graded_item("ch05.gru_cell_forward", points=2, make_cases=_gru_cell_cases,
+                    reference=gru_cell_forward_reference, tolerance=FLOAT64_REORDERED,
+                    forbidden=RECURRENT_LAYERS,
+                    hint="""The reset gate scales the whole hidden term of the candidate, its bias included;
+                            the update gate weighs the old state against the candidate. See "The GRU" in
+                            Chapter 5."""),
+        graded_item("ch05.parameter_counts", points=2, make_cases=_parameter_count_cases,
+                    reference=parameter_counts_reference, tolerance=EXACT, forbidden=RECURRENT_LAYERS,
+                    hint="""Count the weight blocks of each kind of layer, and what one block holds; a layer
+                            above the first reads the outputs of the layer below. See "Counting parameters"
+                            in Chapter 5."""),
+        graded_item("ch05.cell_state_gradient", points=2, make_cases=_gradient_cases,
+                    reference=cell_state_gradient_reference,
+                    tolerance=RELATIVE_ONLY,  # the vanishing case's answers are ~1e-30
+                    forbidden=RECURRENT_LAYERS + AUTOGRAD,
+                    hint="""Along the memory cell, one step's derivative involves no weight matrix; run the
+                            cell forward to know what it is at each step. See "The gradient highway" in
+                            Chapter 5."""),
+        graded_item("ch05.lstm_layer_forward", points=2, make_cases=_layer_cases,
+                    reference=lstm_layer_forward_reference, tolerance=FLOAT64_REORDERED,
+                    forbidden=RECURRENT_LAYERS,
+                    hint="""Mind the order of PyTorch's four stacked blocks, its two biases, and which state
+                            the answer returns at every step. See "From scratch, and fused" in Chapter 5."""),
     ),
+    reference_modules=("course_lib.lstm", "course_lib.rnn"),
 )

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from course_lib import attention, bleu, rnn, seq2seq
-from course_lib.grading.cases import Assignment, Case, CaseSet
+from course_lib.grading.cases import Assignment, Case, graded_item
 from course_lib.grading.policies import (
     ATTENTION, EXACT, FLOAT64_REORDERED, FLOAT64_SAME_ORDER, RECURRENT_LAYERS, SOFTMAX,
 )
@@ -297,52 +297,37 @@ def _clipped_precision_cases() -> list[Case]:
 
 
 ASSIGNMENT = Assignment(
-    name="ch06",
-    title="Chapter 6: sequence to sequence and attention",
-    reference_modules=("course_lib.attention", "course_lib.seq2seq", "course_lib.bleu"),
+    name="ch06", title="Chapter 6: sequence to sequence and attention",
     case_sets=(
-        CaseSet(
-            name="ch06.masked_attention_weights", function="masked_attention_weights", points=2,
-            make_cases=_masked_softmax_cases, reference=masked_attention_weights_reference,
-            tolerance=FLOAT64_SAME_ORDER, forbidden=ATTENTION + SOFTMAX,
-            hint="A masked position must be out of the softmax before it is normalised, and each row of "
-                 "weights runs over the source positions only. See \"Masks\" in Chapter 6.",
-        ),
-        CaseSet(
-            name="ch06.additive_scores", function="additive_scores", points=2,
-            make_cases=_additive_cases, reference=additive_scores_reference, tolerance=FLOAT64_REORDERED,
-            forbidden=ATTENTION,
-            hint="Each key is projected by its own matrix, the query by another, and both meet with the "
-                 "bias inside the tanh; v turns the result into one number per key. See \"Three scores\" "
-                 "in Chapter 6.",
-        ),
-        CaseSet(
-            name="ch06.context_vector", function="context_vector", points=1,
-            make_cases=_context_cases, reference=context_vector_reference, tolerance=FLOAT64_SAME_ORDER,
-            forbidden=ATTENTION,
-            hint="The context is a weighted sum over source positions: one weight per encoder state, "
-                 "each example with its own weights. See \"The context vector\" in Chapter 6.",
-        ),
-        CaseSet(
-            name="ch06.decoder_step_with_attention", function="decoder_step_with_attention", points=2,
-            make_cases=_decoder_step_cases, reference=decoder_step_with_attention_reference,
-            tolerance=FLOAT64_REORDERED, forbidden=ATTENTION + SOFTMAX + RECURRENT_LAYERS,
-            hint="In this decoder the query is the state the step has just computed, not the one it was "
-                 "given; the context comes first in what W_c reads. See \"Decoding with attention\" in "
-                 "Chapter 6.",
-        ),
-        CaseSet(
-            name="ch06.greedy_decode", function="greedy_decode_on_table", points=1,
-            make_cases=_greedy_cases, reference=greedy_decode_reference, tolerance=EXACT,
-            hint="Each step reads the token chosen at the step before; EOS ends the output without being "
-                 "part of it, and max_length counts the tokens produced. See \"Greedy decoding\" in "
-                 "Chapter 6.",
-        ),
-        CaseSet(
-            name="ch06.clipped_precision", function="clipped_precision", points=2,
-            make_cases=_clipped_precision_cases, reference=clipped_precision_reference, tolerance=EXACT,
-            hint="A candidate n-gram earns at most as many matches as it occurs in a single reference, "
-                 "the reference where it occurs most. See \"BLEU\" in Chapter 6.",
-        ),
+        graded_item("ch06.masked_attention_weights", points=2, make_cases=_masked_softmax_cases,
+                    reference=masked_attention_weights_reference, tolerance=FLOAT64_SAME_ORDER,
+                    forbidden=ATTENTION + SOFTMAX,
+                    hint="""A masked position must be out of the softmax before it is normalised, and each
+                            row of weights runs over the source positions only. See "Masks" in Chapter 6."""),
+        graded_item("ch06.additive_scores", points=2, make_cases=_additive_cases,
+                    reference=additive_scores_reference, tolerance=FLOAT64_REORDERED, forbidden=ATTENTION,
+                    hint="""Each key is projected by its own matrix, the query by another, and both meet
+                            with the bias inside the tanh; v turns the result into one number per key. See
+                            "Three scores" in Chapter 6."""),
+        graded_item("ch06.context_vector", points=1, make_cases=_context_cases,
+                    reference=context_vector_reference, tolerance=FLOAT64_SAME_ORDER, forbidden=ATTENTION,
+                    hint="""The context is a weighted sum over source positions: one weight per encoder
+                            state, each example with its own weights. See "The context vector" in Chapter 6."""),
+        graded_item("ch06.decoder_step_with_attention", points=2, make_cases=_decoder_step_cases,
+                    reference=decoder_step_with_attention_reference, tolerance=FLOAT64_REORDERED,
+                    forbidden=ATTENTION + SOFTMAX + RECURRENT_LAYERS,
+                    hint="""In this decoder the query is the state the step has just computed, not the one
+                            it was given; the context comes first in what W_c reads. See "Decoding with
+                            attention" in Chapter 6."""),
+        graded_item("ch06.greedy_decode", points=1, make_cases=_greedy_cases,
+                    reference=greedy_decode_reference, tolerance=EXACT, function="greedy_decode_on_table",
+                    hint="""Each step reads the token chosen at the step before; EOS ends the output without
+                            being part of it, and max_length counts the tokens produced. See "Greedy
+                            decoding" in Chapter 6."""),
+        graded_item("ch06.clipped_precision", points=2, make_cases=_clipped_precision_cases,
+                    reference=clipped_precision_reference, tolerance=EXACT,
+                    hint="""A candidate n-gram earns at most as many matches as it occurs in a single
+                            reference, the reference where it occurs most. See "BLEU" in Chapter 6."""),
     ),
+    reference_modules=("course_lib.attention", "course_lib.seq2seq", "course_lib.bleu"),
 )
