@@ -1,10 +1,32 @@
-"""Helpers for the chapters' assignment tests: scores by item, solution notebooks with one piece of
-code changed (a plausible wrong answer), and the check that such a change costs its own item only."""
+"""Helpers for the chapters' assignment tests: what an assignment declares, scores by item, solution
+notebooks with one piece of code changed (a plausible wrong answer), the check that such a change costs
+its own item only, and the check that references leave the caller's random numbers alone."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Callable
 
 import nbformat
+import torch
+
+
+def assert_declares(assignment, functions: list[str], reference_modules: set[str], max_points: float) -> None:
+    """``assignment`` grades ``functions`` in this order, is worth ``max_points`` and keeps
+    ``reference_modules`` out of the worker."""
+    assert [item.function for item in assignment.case_sets] == functions
+    assert assignment.max_points == max_points
+    assert set(assignment.reference_modules) == reference_modules
+
+
+def assert_random_numbers_untouched(*calls: tuple[Callable[..., Any], Any]) -> None:
+    """Each ``(reference, case)`` call leaves torch's global generator where it was: ``check`` runs
+    the references in the student's kernel, whose seeded runs must not change."""
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    for reference, case in calls:
+        reference(**case.kwargs)
+    assert torch.equal(torch.rand(3), expected)
 
 
 def points(result) -> dict[str, float]:

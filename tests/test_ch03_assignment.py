@@ -14,7 +14,9 @@ from course_lib.grading.cases import judge, load_assignment
 from course_lib.grading.execution import call_case
 from course_lib.grading.runner import grade_notebook
 
-from assignment_notebooks import assert_only_item_lost, solution_variant
+from assignment_notebooks import (
+    assert_declares, assert_only_item_lost, assert_random_numbers_untouched, solution_variant,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTION = ROOT / "solutions" / "ch03_neural_lm.ipynb"
@@ -28,10 +30,9 @@ variant = partial(solution_variant, SOLUTION)
 
 def test_the_assignment_is_discovered_with_five_items_worth_ten_points():
     assert ASSIGNMENT is ch03.ASSIGNMENT
-    assert [item.function for item in ASSIGNMENT.case_sets] == [
-        "stable_softmax", "cross_entropy", "fixed_window_forward", "logits_gradient", "training_step"]
-    assert ASSIGNMENT.max_points == 10
-    assert set(ASSIGNMENT.reference_modules) == {"course_lib.neural_lm", "course_lib.train"}
+    assert_declares(
+        ASSIGNMENT, ["stable_softmax", "cross_entropy", "fixed_window_forward", "logits_gradient", "training_step"],
+        reference_modules={"course_lib.neural_lm", "course_lib.train"}, max_points=10)
 
 
 def test_softmax_and_cross_entropy_references_agree_with_pytorch():
@@ -72,12 +73,7 @@ def test_the_training_step_reference_is_one_sgd_step_and_lowers_the_loss_for_a_s
 
 
 def test_the_forward_reference_does_not_disturb_the_callers_random_numbers():
-    case = ch03._forward_cases()[1]
-    torch.manual_seed(123)
-    expected = torch.rand(3)
-    torch.manual_seed(123)
-    ch03.fixed_window_forward_reference(**case.kwargs)
-    assert torch.equal(torch.rand(3), expected)
+    assert_random_numbers_untouched((ch03.fixed_window_forward_reference, ch03._forward_cases()[1]))
 
 
 def test_the_naive_answers_the_chapter_warns_about_fail_their_cases():

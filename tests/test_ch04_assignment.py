@@ -15,7 +15,7 @@ from course_lib.grading.cases import judge, load_assignment
 from course_lib.grading.execution import call_case
 from course_lib.grading.runner import grade_notebook
 
-from assignment_notebooks import assert_only_item_lost, points, solution_variant
+from assignment_notebooks import assert_declares, assert_only_item_lost, points, solution_variant
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTION = ROOT / "solutions" / "ch04_rnn.ipynb"
@@ -46,10 +46,8 @@ def torch_layer(module: torch.nn.Module, W_hi, W_hh, b_h, suffix: str) -> torch.
 
 def test_the_assignment_is_discovered_with_five_items_worth_ten_points():
     assert ASSIGNMENT is ch04.ASSIGNMENT
-    assert [item.function for item in ASSIGNMENT.case_sets] == [
-        "rnn_cell", "rnn_forward", "grad_W_hh", "jacobian_norms", "clip_by_global_norm"]
-    assert ASSIGNMENT.max_points == 10
-    assert set(ASSIGNMENT.reference_modules) == {"course_lib.rnn", "course_lib.lstm"}
+    assert_declares(ASSIGNMENT, ["rnn_cell", "rnn_forward", "grad_W_hh", "jacobian_norms", "clip_by_global_norm"],
+                    reference_modules={"course_lib.rnn", "course_lib.lstm"}, max_points=10)
     forbidden = {name for item in ASSIGNMENT.case_sets for name in item.forbidden}
     assert {"torch.nn.RNN", "torch.nn.RNNCell", "torch.nn.utils.clip_grad_norm_", "torch.autograd.grad"} <= forbidden
 

@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from assignment_notebooks import assert_only_item_lost, solution_variant
+from assignment_notebooks import (
+    assert_declares, assert_only_item_lost, assert_random_numbers_untouched, solution_variant,
+)
 from course_lib.grading.assignments import ch05_lstm_gru as ch05
 from course_lib.grading.cases import judge, load_assignment
 from course_lib.grading.execution import call_case
@@ -26,10 +28,10 @@ def torch64(array: np.ndarray) -> torch.Tensor:
 
 def test_the_assignment_is_discovered_with_five_items_worth_ten_points():
     assert ASSIGNMENT is ch05.ASSIGNMENT
-    assert [item.function for item in ASSIGNMENT.case_sets] == [
-        "lstm_cell_forward", "gru_cell_forward", "parameter_counts", "cell_state_gradient", "lstm_layer_forward"]
-    assert ASSIGNMENT.max_points == 10
-    assert set(ASSIGNMENT.reference_modules) == {"course_lib.lstm", "course_lib.rnn"}
+    assert_declares(
+        ASSIGNMENT,
+        ["lstm_cell_forward", "gru_cell_forward", "parameter_counts", "cell_state_gradient", "lstm_layer_forward"],
+        reference_modules={"course_lib.lstm", "course_lib.rnn"}, max_points=10)
     for item in ASSIGNMENT.case_sets:
         assert {"torch.nn.LSTM", "torch.nn.LSTMCell", "torch.nn.GRU", "torch.nn.GRUCell"} <= set(item.forbidden)
 
@@ -110,13 +112,11 @@ def test_the_layer_reference_equals_nn_lstm():
 
 
 def test_the_references_do_not_disturb_the_callers_random_numbers():
-    torch.manual_seed(123)
-    expected = torch.rand(3)
-    torch.manual_seed(123)
-    ch05.lstm_cell_forward_reference(**ch05._lstm_cell_cases()[0].kwargs)
-    ch05.gru_cell_forward_reference(**ch05._gru_cell_cases()[0].kwargs)
-    ch05.lstm_layer_forward_reference(**ch05._layer_cases()[0].kwargs)
-    assert torch.equal(torch.rand(3), expected)
+    assert_random_numbers_untouched(
+        (ch05.lstm_cell_forward_reference, ch05._lstm_cell_cases()[0]),
+        (ch05.gru_cell_forward_reference, ch05._gru_cell_cases()[0]),
+        (ch05.lstm_layer_forward_reference, ch05._layer_cases()[0]),
+    )
 
 
 def test_the_mistakes_the_chapter_warns_about_fail_their_cases():
