@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from course_lib.checks import non_negative_int, one_of
+from course_lib.checks import non_negative_int
 from course_lib.data.program import EntropyFloor, derive_seed, entropy_floor
+from course_lib.data.splits import SPLITS, Splits
 from course_lib.data.stories import Story, StoryProgram, generate_stories
 from course_lib.data.text import word_tokenize
 
-SPLITS = ("train", "validation", "test")
 DEFAULT_SPLIT_SIZES = {"train": 2000, "validation": 200, "test": 200}
 
 
@@ -36,17 +36,8 @@ class SplitSummary:
 
 
 @dataclass(frozen=True)
-class StoryCorpus:
+class StoryCorpus(Splits[Story]):
     """The three splits of the story corpus; each split is drawn from its own seed."""
-
-    train: list[Story]
-    validation: list[Story]
-    test: list[Story]
-    seed: int = 0
-
-    def split(self, name: str) -> list[Story]:
-        one_of("split", name, SPLITS)
-        return getattr(self, name)
 
     def text(self, split: str) -> str:
         """The split's stories joined by ``"\\n"`` (one story per line, no trailing newline)."""

@@ -25,10 +25,10 @@ from dataclasses import dataclass
 
 from course_lib.checks import ArgumentError, integer, non_negative_int, one_of, positive_int
 from course_lib.data.program import EntropyFloor, Sample, derive_seed, draw, entropy_floor
+from course_lib.data.splits import SPLITS, Splits
 from course_lib.data.text import Vocabulary
 from course_lib.data.translation import TranslationPair, TranslationProgram, default_translation_program
 
-SPLITS = ("train", "validation", "test")
 # A sentence's split is decided by a hash of its tokens, in tenths: 8 train, 1 validation, 1 test.
 SPLIT_OF_TENTH = ("train",) * 8 + ("validation", "test")
 
@@ -130,17 +130,8 @@ def length_buckets(
 
 
 @dataclass(frozen=True)
-class ParallelCorpus:
+class ParallelCorpus(Splits[TranslationPair]):
     """Train/validation/test translation pairs; disjoint, each split from its own seed."""
-
-    train: list[TranslationPair]
-    validation: list[TranslationPair]
-    test: list[TranslationPair]
-    seed: int = 0
-
-    def split(self, name: str) -> list[TranslationPair]:
-        one_of("split", name, SPLITS)
-        return getattr(self, name)
 
     def sources(self, split: str) -> list[list[str]]:
         return [list(pair.source) for pair in self.split(split)]

@@ -32,6 +32,7 @@ such an answer.
 """
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -446,15 +447,10 @@ class Story(Sample):
     """One story (sentences separated by single spaces) and its exact probability under the generator."""
 
 
-_DEFAULT_PROGRAM: StoryProgram | None = None
-
-
+@functools.cache
 def default_program() -> StoryProgram:
     """The generator with the full lexicon and default story shape (built once)."""
-    global _DEFAULT_PROGRAM
-    if _DEFAULT_PROGRAM is None:
-        _DEFAULT_PROGRAM = StoryProgram()
-    return _DEFAULT_PROGRAM
+    return StoryProgram()
 
 
 def generate_stories(n_stories: int, seed: int = 0, program: StoryProgram | None = None) -> list[Story]:

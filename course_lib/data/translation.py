@@ -51,6 +51,7 @@ range, fills length buckets and makes disjoint train/validation/test splits.
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -484,15 +485,10 @@ class TranslationPair:
         ]
 
 
-_DEFAULT_PROGRAM: TranslationProgram | None = None
-
-
+@functools.cache
 def default_translation_program() -> TranslationProgram:
     """The source program with the full lexicon and default sentence shape (built once)."""
-    global _DEFAULT_PROGRAM
-    if _DEFAULT_PROGRAM is None:
-        _DEFAULT_PROGRAM = TranslationProgram()
-    return _DEFAULT_PROGRAM
+    return TranslationProgram()
 
 
 def translate(source: str | Sequence[str], program: TranslationProgram | None = None) -> TranslationPair:
