@@ -30,6 +30,7 @@ __all__ = [
     "positive_number",
     "probability",
     "text",
+    "token_ids",
 ]
 
 T = TypeVar("T")
@@ -150,3 +151,17 @@ def text(name: str, value: object) -> str:
     if not isinstance(value, str):
         raise ArgumentError(f"{name} must be a str, got {type(value).__name__}: {_describe(value)}")
     return value
+
+
+def token_ids(name: str, value: object):
+    """``value`` (a list or tensor of token ids, possibly empty) as a 1-D ``torch.long`` tensor ``(L,)``."""
+    import torch  # here, not at the top: the other checks serve code that never loads torch
+
+    ids = torch.as_tensor(value)
+    if ids.numel() == 0:
+        ids = ids.long()  # an empty list would otherwise become a float tensor
+    if ids.dim() != 1:
+        raise ArgumentError(f"{name} must be a 1-D sequence of token ids, got shape {tuple(ids.shape)}")
+    if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
+        raise ArgumentError(f"{name} must be integer token ids, got dtype {ids.dtype}")
+    return ids.long()

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from course_lib.checkpoint import load_checkpoint, read_checkpoint_metadata, save_checkpoint
-from course_lib.checks import non_negative_int, number, one_of, positive_int
+from course_lib.checks import non_negative_int, number, one_of, positive_int, token_ids
 from course_lib.runtime import evaluation_mode, pick_device
 
 Tensor = torch.Tensor
@@ -431,19 +431,13 @@ def stream_batches(
     """
     positive_int("block_size", block_size)
     positive_int("batch_size", batch_size)
-    ids = torch.as_tensor(ids)
-    if ids.numel() == 0:
-        ids = ids.long()  # an empty list would otherwise become a float tensor
-    if ids.dim() != 1:
-        raise ValueError(f"ids must be a 1-D token stream, got shape {tuple(ids.shape)}")
-    if ids.is_floating_point() or ids.dtype == torch.bool:
-        raise TypeError(f"ids must be integer token ids, got dtype {ids.dtype}")
+    ids = token_ids("ids", ids)
     if ids.numel() < block_size + 1:
         raise ValueError(
             f"a stream of {ids.numel()} tokens is too short for windows of block_size={block_size} "
             f"plus the shifted target; use block_size <= {ids.numel() - 1}"
         )
-    return _stream_batches(ids.long(), block_size, batch_size, _generator(seed))
+    return _stream_batches(ids, block_size, batch_size, _generator(seed))
 
 
 def _stream_batches(ids: Tensor, block_size: int, batch_size: int, generator: torch.Generator) -> Iterator:

@@ -63,3 +63,17 @@ def test_one_of_and_text():
     assert checks.text("name", "x") == "x"
     with pytest.raises(TypeError, match="name must be a str, got int: 3"):
         checks.text("name", 3)
+
+
+def test_token_ids_become_a_1d_long_tensor():
+    import torch
+
+    assert torch.equal(checks.token_ids("ids", [3, 1, 2]), torch.tensor([3, 1, 2]))
+    assert checks.token_ids("ids", np.array([4, 5], dtype=np.int32)).dtype == torch.long
+    empty = checks.token_ids("ids", [])
+    assert empty.dtype == torch.long and empty.shape == (0,)
+    with pytest.raises(ValueError, match=r"ids must be a 1-D sequence of token ids, got shape \(2, 3\)"):
+        checks.token_ids("ids", torch.zeros(2, 3, dtype=torch.long))
+    for wrong in (torch.tensor([1.0, 2.0]), torch.tensor([True, False]), torch.tensor([1j])):
+        with pytest.raises(TypeError, match="ids must be integer token ids, got dtype"):
+            checks.token_ids("ids", wrong)
