@@ -8,6 +8,13 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+def _refuse(command: str, message: str, status: int = 2) -> int:
+    """Say on stderr why ``course COMMAND`` stops, and give its exit status: 2 when the command was
+    misused (nothing was done), 1 when it ran and found a problem."""
+    print(f"course {command}: {message}", file=sys.stderr)
+    return status
+
+
 def _grade(args: argparse.Namespace) -> int:
     """Everything the instructor chose (paths, limits, hidden cases, output places) is checked before
     any grading starts: a mistake exits 2 with what to fix, and no result is lost to it."""
@@ -22,8 +29,7 @@ def _grade(args: argparse.Namespace) -> int:
     from course_lib.grading.runner import Limits, PreparationError, SubmissionResult, grade_batch
 
     def misuse(message: str) -> int:
-        print(f"course grade: {message}", file=sys.stderr)
-        return 2
+        return _refuse("grade", message)
 
     if args.assignment is not None and args.assignment not in assignment_modules():
         known = ", ".join(sorted(assignment_modules()))
@@ -135,8 +141,7 @@ def _exercises(args: argparse.Namespace) -> int:
             return 0
         problems = exercises.stale(solutions, target)
     except exercises.ExerciseError as error:
-        print(f"course exercises: {error}", file=sys.stderr)
-        return 1
+        return _refuse("exercises", str(error), status=1)
     for problem in problems:
         print(problem)
     if problems:
@@ -152,8 +157,7 @@ def _notebooks(args: argparse.Namespace) -> int:
     try:
         paths = notebook_paths(args.targets)
     except FileNotFoundError as error:
-        print(f"course notebooks: {error}", file=sys.stderr)
-        return 2
+        return _refuse("notebooks", str(error))
     for path in paths:
         seconds = execute_in_place(path)
         print(f"{path}: {seconds:.1f} s")
@@ -168,8 +172,7 @@ def _train(args: argparse.Namespace) -> int:
     try:
         recipe = find_recipe(args.recipe)
     except KeyError as error:
-        print(f"course train: {error.args[0]}", file=sys.stderr)
-        return 2
+        return _refuse("train", error.args[0])
     started = time.perf_counter()
     seed = recipe.seed if args.seed is None else args.seed
     model, metadata = recipe.train(seed=seed)
