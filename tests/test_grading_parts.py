@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from course_lib.grading import codec, sandbox
-from course_lib.grading.cases import Case, CaseSet, Outcome, judge, load_assignment
+from course_lib.grading.cases import Case, CaseSet, Outcome, graded_item, judge, load_assignment
 from course_lib.grading.execution import call_case
 from course_lib.grading.export import (
     file_names, gradescope_results, item_statistics, spreadsheet_safe,
@@ -303,3 +303,18 @@ def test_unreadable_records_are_counted_not_fatal():
     assert [reader.next(1e18)["kind"], reader.next(1e18)["kind"], reader.next(1e18)] == ["a", "b", None]
     assert reader.dropped == 2
     os.close(read_end)
+
+
+def test_a_declared_item_grades_the_function_named_by_its_item_and_folds_its_hint():
+    def make_cases():
+        return [Case("c", {})]
+
+    declared = graded_item("ch01.perplexity", points=1, make_cases=make_cases, reference=lambda: 1.0,
+                           hint="""Average the log-probabilities,
+                                   then exponentiate.""")
+    assert declared == CaseSet("ch01.perplexity", "perplexity", 1, make_cases, declared.reference,
+                               hint="Average the log-probabilities, then exponentiate.")
+    assert graded_item("ch06.greedy", points=1, make_cases=make_cases, reference=len,
+                       function="greedy_on_table").function == "greedy_on_table"
+    with pytest.raises(ValueError, match="named like 'ch01.count_ngrams', got 'perplexity'"):
+        graded_item("perplexity", points=1, make_cases=make_cases, reference=len)

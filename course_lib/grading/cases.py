@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from course_lib.checks import ArgumentError
 from course_lib.grading import codec
 from course_lib.grading.compare import Tolerance, compare, shape_note
 
@@ -61,7 +62,7 @@ def graded_item(name: str, *, points: float, make_cases: Callable[[], list[Case]
     and indentation fold to single spaces, so it can be written across lines like prose."""
     item = name.partition(".")[2]
     if not item:
-        raise ValueError(f"a graded item is named like 'ch01.count_ngrams', got {name!r}")
+        raise ArgumentError(f"a graded item is named like 'ch01.count_ngrams', got {name!r}")
     return CaseSet(name=name, function=function or item, points=points, make_cases=make_cases,
                    reference=reference, tolerance=tolerance, forbidden=forbidden,
                    hint=" ".join(hint.split()), hidden=hidden)
