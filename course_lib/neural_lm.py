@@ -22,7 +22,7 @@ import math
 import torch
 import torch.nn as nn
 
-from course_lib.checks import positive_int, positive_number
+from course_lib.checks import one_of, positive_int, positive_number
 from course_lib.language_model import WindowLanguageModel
 
 Tensor = torch.Tensor
@@ -234,12 +234,25 @@ class FixedWindowLM(nn.Module, WindowLanguageModel):
 
     The biases are also reachable by their paper names, ``model.d`` and ``model.b``.
 
+    **Weight tying** (``tie_embeddings=True``; Press and Wolf, 2017; Inan et al., 2017). A logit
+    ``y_i = b_i + U_i · a`` is a dot product of the hidden vector with a row of U that belongs to
+    word i, just as row i of C does at the input. Tying makes them one matrix: the hidden layer
+    predicts an embedding ``P a`` (m numbers) and the logits are its dot products with every
+    word's input embedding,
+
+        y = b + C (P a)                          (batch, V)      C is (V, m), P is (m, h)
+
+    so U ``(V, h)`` is replaced by P ``(m, h)`` (state dict ``P.weight``) and the output bias b is
+    ``output_bias``; ``C.weight`` is the only embedding matrix and serves both ends.
+
     Args:
         vocab_size: V, the number of token ids.
         context_size: n-1, how many previous tokens the model sees.
         embedding_dim: m, the size of each word vector.
         hidden_dim: h, the width of the tanh layer.
         direct_connections: add the paper's linear shortcut ``W x`` from embeddings to logits.
+        tie_embeddings: compute the logits with the input embedding matrix C (``y = b + C P a``)
+            instead of a separate output matrix U.
     """
 
     def __init__(
@@ -249,6 +262,7 @@ class FixedWindowLM(nn.Module, WindowLanguageModel):
         embedding_dim: int,
         hidden_dim: int,
         direct_connections: bool = False,
+        tie_embeddings: bool = False,
     ) -> None:
         super().__init__()
         for name, value in [
@@ -263,11 +277,17 @@ class FixedWindowLM(nn.Module, WindowLanguageModel):
         self.embedding_dim = embedding_dim
         self.hidden_dim = hidden_dim
         self.direct_connections = direct_connections
+        self.tie_embeddings = bool(one_of("tie_embeddings", tie_embeddings, (False, True)))
 
         window = context_size * embedding_dim  # (n-1)·m, the length of x
         self.C = nn.Embedding(vocab_size, embedding_dim)
         self.H = nn.Linear(window, hidden_dim)  # weight H, bias d
-        self.U = nn.Linear(hidden_dim, vocab_size)  # weight U, bias b
+        if self.tie_embeddings:
+            self.P = nn.Linear(hidden_dim, embedding_dim, bias=False)  # the predicted embedding P a
+            self.output_bias = nn.Parameter(torch.zeros(vocab_size))  # b
+            self.U = None
+        else:
+            self.U = nn.Linear(hidden_dim, vocab_size)  # weight U, bias b
         self.W = nn.Linear(window, vocab_size, bias=False) if direct_connections else None
 
     @property
@@ -277,8 +297,12 @@ class FixedWindowLM(nn.Module, WindowLanguageModel):
 
     @property
     def b(self) -> nn.Parameter:
-        """The output bias b, stored as ``U.bias``."""
-        return self.U.bias
+        """The output bias b, stored as ``U.bias`` (``output_bias`` when the embeddings are tied)."""
+        return self.output_bias if self.U is None else self.U.bias
+
+    def output_matrix(self) -> Tensor:
+        """The matrix whose rows score the words at the output, ``(V, ·)``: U, or C itself when tied."""
+        return self.C.weight if self.U is None else self.U.weight
 
     def forward(self, context_ids: Tensor) -> Tensor:
         """Next-token logits y for each context.
@@ -297,7 +321,10 @@ class FixedWindowLM(nn.Module, WindowLanguageModel):
             )
         x = self.C(context_ids).flatten(-2)  # (batch, n-1, m) -> (batch, (n-1)·m): the concatenation
         a = torch.tanh(self.H(x))  # tanh(H x + d)
-        y = self.U(a)  # U a + b
+        if self.U is None:
+            y = nn.functional.linear(self.P(a), self.C.weight, self.output_bias)  # C (P a) + b
+        else:
+            y = self.U(a)  # U a + b
         if self.W is not None:
             y = y + self.W(x)
         return y

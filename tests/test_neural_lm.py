@@ -229,6 +229,44 @@ def test_fixed_window_state_dict_names_follow_the_paper():
     assert "W.weight" not in FixedWindowLM(10, 2, 3, 4).state_dict()
 
 
+def test_tied_embeddings_score_words_with_the_input_embedding_matrix():
+    torch.manual_seed(0)
+    V, context, m, h = 11, 3, 4, 5
+    model = FixedWindowLM(V, context, m, h, tie_embeddings=True).double()
+    contexts = torch.randint(0, V, (6, context))
+    C, P = model.C.weight, model.P.weight
+    expected = []
+    for row in contexts.tolist():
+        a = torch.tanh(model.H.weight @ torch.cat([C[w] for w in row]) + model.H.bias)
+        expected.append(C @ (P @ a) + model.b)  # y = b + C (P a)
+    torch.testing.assert_close(model(contexts), torch.stack(expected))
+    assert model.output_matrix() is model.C.weight and model.b is model.output_bias
+
+
+def test_tied_embeddings_replace_U_by_P_and_stay_one_matrix_through_training():
+    V, context, m, h = 50, 3, 4, 8
+    untied, tied = FixedWindowLM(V, context, m, h), FixedWindowLM(V, context, m, h, tie_embeddings=True)
+    count = lambda model: sum(p.numel() for p in model.parameters())  # noqa: E731
+    assert count(untied) - count(tied) == V * h - m * h  # U (V, h) becomes P (m, h)
+    shapes = {name: tuple(t.shape) for name, t in tied.state_dict().items()}
+    assert shapes == {"C.weight": (V, m), "H.weight": (h, context * m), "H.bias": (h,), "P.weight": (m, h),
+                      "output_bias": (V,)}
+    contexts, targets = torch.randint(0, V, (16, context)), torch.randint(0, V, (16,))
+    before = tied.C.weight.detach().clone()
+    optimizer = torch.optim.SGD(tied.parameters(), lr=0.5)
+    torch.nn.functional.cross_entropy(tied(contexts), targets).backward()
+    # the gradient reaches the target words' rows of C through the output, not only the context's
+    unused_rows = sorted(set(range(V)) - set(contexts.flatten().tolist()))
+    assert tied.C.weight.grad[unused_rows].abs().sum() > 0
+    optimizer.step()
+    assert not torch.equal(tied.C.weight, before) and tied.output_matrix() is tied.C.weight
+
+
+def test_tie_embeddings_must_be_a_bool():
+    with pytest.raises(ValueError, match="tie_embeddings must be one of False, True"):
+        FixedWindowLM(10, 2, 3, 4, tie_embeddings="yes")
+
+
 def test_next_token_distribution_with_temperature():
     torch.manual_seed(0)
     model = FixedWindowLM(9, 2, 3, 8)
