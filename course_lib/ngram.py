@@ -51,6 +51,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import chain
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -63,7 +64,7 @@ from course_lib.ngram_counts import CountLookup, NGramCounts
 
 __all__ = [
     "BOS", "EOS", "UNK", "SMOOTHINGS", "NGramLM", "pad_sequence", "count_ngrams", "mle_probability",
-    "add_k_probability", "perplexity_from_logprobs", "continuation_probability",
+    "add_k_probability", "perplexity_from_logprobs", "continuation_probability", "HeldOutCount", "held_out_counts",
 ]
 
 BOS = "<s>"
@@ -235,6 +236,41 @@ def continuation_probability(bigram_counts: dict[tuple[str, str], int]) -> dict[
     if bigram_types == 0:
         raise ValueError("bigram_counts has no bigram with a positive count; P_cont is undefined")
     return {w: n_w / bigram_types for w, n_w in distinct_predecessors.items()}
+
+
+class HeldOutCount(NamedTuple):
+    """The n-grams seen ``count`` times in one half: how many, and how often they occur in the other."""
+
+    count: int  # c, the count in the training half
+    ngrams: int  # how many n-gram types have that count there
+    held_out_mean: float  # their mean count in the held-out half
+    discount: float  # c - held_out_mean: what absolute discounting subtracts
+
+
+def held_out_counts(train: list[list[str]], held_out: list[list[str]], n: int = 2,
+                    max_count: int = 9) -> list[HeldOutCount]:
+    """Church and Gale's table: for c = 1 .. ``max_count``, the n-grams seen c times in ``train``
+    and their mean count in ``held_out`` (two halves of the same size, so the counts compare).
+
+        held_out_mean(c) = sum_{g : c_train(g) = c} c_held_out(g) / |{g : c_train(g) = c}|
+
+    Counts are :func:`count_ngrams`' (padded sequences). Where the held-out mean is about c - d
+    for every c, absolute discounting with discount d is what the data ask for. A count with no
+    n-gram is left out of the table.
+    """
+    n = _check_order(n)
+    max_count = integer("max_count", max_count, minimum=1)
+    train_counts, later = count_ngrams(train, n), count_ngrams(held_out, n)
+    types, totals = Counter(), Counter()  # per training count c: n-gram types, their held-out total
+    for gram, c in train_counts.items():
+        if c <= max_count:
+            types[c] += 1
+            totals[c] += later.get(gram, 0)
+    rows = []
+    for c in sorted(types):
+        mean = totals[c] / types[c]
+        rows.append(HeldOutCount(c, types[c], mean, c - mean))
+    return rows
 
 
 # --------------------------------------------------------------------------------------------

@@ -17,10 +17,12 @@ from nltk.util import ngrams as nltk_ngrams
 
 from course_lib.ngram import (
     SMOOTHINGS,
+    HeldOutCount,
     NGramLM,
     add_k_probability,
     continuation_probability,
     count_ngrams,
+    held_out_counts,
     mle_probability,
     pad_sequence,
     perplexity_from_logprobs,
@@ -423,3 +425,20 @@ def test_count_keys_equals_numpy_unique(keys, key_space):
     distinct, counts = np.unique(keys, return_counts=True)
     ours_distinct, ours_counts = count_keys(keys, key_space)
     assert np.array_equal(ours_distinct, distinct) and np.array_equal(ours_counts, counts)
+
+
+def test_held_out_counts_by_hand():
+    train = [["a", "b", "a", "b"], ["a", "c"]]  # (a b) twice; (<s> a) twice; the rest once
+    held_out = [["a", "b"], ["c", "a"]]
+    rows = held_out_counts(train, held_out, n=2, max_count=3)
+    # c = 1: (b a), (b </s>), (a c), (c </s>): held out (b </s>) once, the others never
+    # c = 2: (<s> a) once held out, (a b) once held out
+    assert rows == [HeldOutCount(1, 4, 0.25, 0.75), HeldOutCount(2, 2, 1.0, 1.0)]
+    assert held_out_counts(train, held_out, n=2, max_count=1) == rows[:1]
+
+
+def test_held_out_counts_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="max_count"):
+        held_out_counts([["a"]], [["a"]], max_count=0)
+    with pytest.raises(TypeError, match="max_count"):
+        held_out_counts([["a"]], [["a"]], max_count=1.5)
