@@ -10,7 +10,7 @@ def _texts(figure):
 
 def test_the_memory_line_and_the_states_are_labelled():
     texts = _texts(plot_lstm_cell())
-    for label in ("$C_{t-1}$", "$C_t$", "$h_{t-1}$", "$x_t$", "$h_t$", "$[h_{t-1}, x_t]$"):
+    for label in ("$C_{t-1}$", "$C_t$", "$h_{t-1}$", "$i_t$", "$h_t$", "$[h_{t-1}, i_t]$"):
         assert texts.count(label) == 1, label
     assert texts.count("$+$") == 1  # one addition: the write into the memory
     assert texts.count("$\\times$") == 3  # forget, write, show

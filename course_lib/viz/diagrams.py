@@ -169,7 +169,7 @@ LSTM_DIAGRAM_GATES = (("A_t", "\\sigma", "forget"), ("B_t", "\\sigma", "input"),
 def plot_lstm_cell(*, title: str = "", figsize: tuple[float, float] | None = None) -> Figure:
     """One LSTM step: the memory line on top, the four gates below it, the hidden state at the bottom.
 
-    The gates read ``[h_{t-1}, x_t]``; along the memory line ``C_{t-1}`` is multiplied by the forget
+    The gates read ``[h_{t-1}, i_t]``; along the memory line ``C_{t-1}`` is multiplied by the forget
     gate ``A_t`` and the input gate's share ``B_t ⊙ Ĉ_t`` is added, ``C_t = A_t ⊙ C_{t-1} + B_t ⊙ Ĉ_t``;
     the output gate shows ``h_t = D_t ⊙ tanh(C_t)``. Nothing on the memory line passes through a
     weight matrix: that line is the gradient highway.
@@ -202,16 +202,16 @@ def plot_lstm_cell(*, title: str = "", figsize: tuple[float, float] | None = Non
         arrow((start, memory_y), (end, memory_y), colour=highway, width=2.2, shrink=14)
     axes.text((forget_x + add_x) / 2, memory_y + 0.3, "memory: no weight matrix", ha="center", va="bottom",
               fontsize=SMALL_SIZE, color="#7a5a00")
-    # the gates, all reading [h_{t-1}, x_t] from one bus
+    # the gates, all reading [h_{t-1}, i_t] from one bus
     bus_y = 0.6
     box(0.2, 0.2, "$h_{t-1}$", "h", NODE_SIZE)
-    box(1.3, -0.15, "$x_t$", "i", NODE_SIZE)
+    box(1.3, -0.15, "$i_t$", "i", NODE_SIZE)
     gate_xs = (forget_x, 3.7, add_x, 6.9)
     axes.plot([0.2, 1.3, 1.3], [bus_y, bus_y, bus_y], color="0.55", lw=0.8)
     axes.plot([0.2, 0.2], [0.2 + 0.2, bus_y], color="0.55", lw=0.8)
     axes.plot([1.3, 1.3], [-0.15 + 0.2, bus_y], color="0.55", lw=0.8)
     axes.plot([0.2, gate_xs[-1]], [bus_y, bus_y], color="0.55", lw=0.8)
-    axes.text(0.75, bus_y + 0.08, "$[h_{t-1}, x_t]$", ha="center", va="bottom", fontsize=TICK_SIZE)
+    axes.text(0.75, bus_y + 0.08, "$[h_{t-1}, i_t]$", ha="center", va="bottom", fontsize=TICK_SIZE)
     for x, (symbol, activation, role) in zip(gate_xs, LSTM_DIAGRAM_GATES):
         box(x, gate_y, f"${activation}$", "gate")
         label_x = x + (0.32 if activation == "\\sigma" else 0.5)  # tanh's box is wider
