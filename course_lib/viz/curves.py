@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from course_lib import checks
 from course_lib.checks import ArgumentError
@@ -54,8 +55,9 @@ def plot_curves(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], *
     if logy:
         axes.set_yscale("log")
         plain_log_ticks(axes.yaxis)
-    if xticks is not None:
-        axes.set_xticks(list(xticks))
+    if xticks is not None:  # exactly these ticks, labelled as given (no minor labels on a log axis)
+        axes.set_xticks(list(xticks), [f"{tick:g}" for tick in xticks])
+        axes.xaxis.set_minor_formatter(NullFormatter())
     axes.grid(True, alpha=0.3)
     axes.legend()
     label_axes(axes, title, xlabel, ylabel)
