@@ -50,6 +50,7 @@ __all__ = [
     "masked_softmax",
     "padding_mask",
     "scaled_dot_product_attention",
+    "scaled_dot_product_scores",
 ]
 
 SCORES = ("dot", "general", "additive")
@@ -127,30 +128,42 @@ def _check_mask(mask: Tensor, scores_shape: torch.Size) -> Tensor:
 # The weighted sum
 # ---------------------------------------------------------------------------------------------
 def attend(scores: Tensor, values: Tensor, mask: Tensor | None = None, *,
-           empty_rows: str = "error") -> tuple[Tensor, Tensor]:
+           empty_rows: str = "error", dropout_p: float = 0.0) -> tuple[Tensor, Tensor]:
     """``(context, weights)``: ``α = masked_softmax(scores)``, ``c = α V``.
 
     scores ``(..., T_q, T_k)``, values ``(..., T_k, d_value)`` -> context ``(..., T_q, d_value)``,
-    weights ``(..., T_q, T_k)``.
+    weights ``(..., T_q, T_k)``. ``dropout_p > 0`` drops weights before the sum (``c = dropout(α) V``,
+    as ``F.scaled_dot_product_attention`` does while training); the weights returned are undropped.
     """
     if scores.shape[-1] != values.shape[-2]:
         raise checks.ArgumentError(f"scores have {scores.shape[-1]} keys (last axis) but values have "
                                    f"{values.shape[-2]} positions (axis -2)")
+    dropout_p = checks.number("dropout_p", dropout_p, minimum=0.0, below=1.0)
     weights = masked_softmax(scores, mask, empty_rows=empty_rows)
-    return weights @ values, weights
+    summed = torch.dropout(weights, dropout_p, train=True) if dropout_p > 0 else weights
+    return summed @ values, weights
+
+
+def scaled_dot_product_scores(queries: Tensor, keys: Tensor, *, scale: float | None = None) -> Tensor:
+    """MatMul and Scale: ``Q Kᵀ · scale`` with ``scale = 1/√d_k`` unless given.
+
+    queries ``(..., T_q, d_k)``, keys ``(..., T_k, d_k)`` -> scores ``(..., T_q, T_k)``.
+    """
+    _check_same_width(queries, keys)
+    scale = 1.0 / math.sqrt(queries.shape[-1]) if scale is None else checks.positive_number("scale", scale)
+    return (queries @ keys.transpose(-2, -1)) * scale
 
 
 def scaled_dot_product_attention(queries: Tensor, keys: Tensor, values: Tensor,
                                  mask: Tensor | None = None, *, scale: float | None = None,
-                                 empty_rows: str = "error") -> tuple[Tensor, Tensor]:
+                                 empty_rows: str = "error", dropout_p: float = 0.0) -> tuple[Tensor, Tensor]:
     """``softmax(Q Kᵀ · scale) V`` with ``scale = 1/√d_k`` unless given (Chapter 7's attention).
 
-    Written out: MatMul, Scale, Mask, SoftMax, MatMul. Returns ``(context, weights)``.
+    Written out: MatMul, Scale (:func:`scaled_dot_product_scores`), then Mask, SoftMax, MatMul
+    (:func:`attend`). Returns ``(context, weights)``.
     """
-    _check_same_width(queries, keys)
-    scale = 1.0 / math.sqrt(queries.shape[-1]) if scale is None else checks.positive_number("scale", scale)
-    scores = (queries @ keys.transpose(-2, -1)) * scale
-    return attend(scores, values, mask, empty_rows=empty_rows)
+    scores = scaled_dot_product_scores(queries, keys, scale=scale)
+    return attend(scores, values, mask, empty_rows=empty_rows, dropout_p=dropout_p)
 
 
 def _check_same_width(queries: Tensor, keys: Tensor) -> None:

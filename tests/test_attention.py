@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from course_lib.attention import (AdditiveScore, Attention, GeneralScore, attend, causal_mask, masked_softmax,
-                                  padding_mask, scaled_dot_product_attention)
+                                  padding_mask, scaled_dot_product_attention, scaled_dot_product_scores)
 
 
 def _random(*shape, seed=0):
@@ -103,6 +103,29 @@ def test_a_fully_masked_row_is_an_error_or_zero_never_nan():
     assert torch.all(weights[1] == 0) and torch.allclose(weights[0].sum(), torch.tensor(1.0, dtype=torch.float64))
     context, _ = attend(scores, _random(2, 3, 4, seed=17), mask, empty_rows="zero")
     assert torch.all(context[1] == 0)
+
+
+def test_the_scores_are_matmul_and_scale_and_attention_is_their_softmax_times_values():
+    q, k, v = _random(2, 3, 4, seed=18), _random(2, 5, 4, seed=19), _random(2, 5, 3, seed=20)
+    scores = scaled_dot_product_scores(q, k)
+    assert torch.allclose(scores[1, 2, 4], q[1, 2] @ k[1, 4] / 2.0, atol=1e-12)
+    context, weights = scaled_dot_product_attention(q, k, v)
+    assert torch.allclose(weights, torch.softmax(scores, dim=-1), atol=1e-12)
+    assert torch.allclose(context, weights @ v, atol=1e-12)
+
+
+def test_attention_dropout_drops_weights_before_the_sum_and_returns_them_undropped():
+    q, k, v = _random(2, 6, 4, seed=21), _random(2, 6, 4, seed=22), _random(2, 6, 3, seed=23)
+    _, plain_weights = scaled_dot_product_attention(q, k, v)
+    torch.manual_seed(7)
+    context, weights = scaled_dot_product_attention(q, k, v, dropout_p=0.5)
+    torch.manual_seed(7)
+    dropped = F.dropout(plain_weights, 0.5)
+    assert torch.equal(weights, plain_weights)
+    assert (dropped == 0).any() and not torch.allclose(context, plain_weights @ v)
+    assert torch.allclose(context, dropped @ v, atol=1e-12)
+    with pytest.raises(ValueError, match="dropout_p"):
+        scaled_dot_product_attention(q, k, v, dropout_p=1.0)
 
 
 def test_bad_arguments_get_clear_errors():
