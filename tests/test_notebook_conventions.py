@@ -12,7 +12,9 @@ checks are tested here too, on small notebooks built to break each rule.
 from __future__ import annotations
 
 import ast
+import base64
 import json
+import struct
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -21,6 +23,8 @@ import nbformat
 import pytest
 from IPython.core.inputtransformer2 import TransformerManager
 from markdown_it import MarkdownIt
+
+from course_lib import viz
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "book").glob("*.ipynb")) + sorted((REPO / "solutions").glob("*.ipynb"))
@@ -33,6 +37,7 @@ MAX_LINE_CHARS = 88  # what the book's column shows of code and printed text wit
 # only on the page when the output has none of the others.
 RICHER_THAN_TEXT = ("application/vnd.jupyter.widget-view+json", "text/html", "text/markdown",
                     "text/latex", *IMAGE_MIME_TYPES)
+FIGURE_MARGIN_INCHES = 0.3  # what a tight bounding box may add around a figure of the column's width
 CODE_FENCE = re.compile(r"^(```|~~~)")
 CITATION = re.compile(r"\{cite(:\w+)?\}`|```\{bibliography\}")
 
@@ -181,6 +186,38 @@ def line_width_problems(notebook: nbformat.NotebookNode, limit: int = MAX_LINE_C
     return problems
 
 
+def png_size_and_dpi(png: bytes) -> tuple[int, int, float | None]:
+    """Width and height in pixels of a PNG, and its resolution in dots per inch (None if unstated)."""
+    if png[:8] != b"\x89PNG\r\n\x1a\n":
+        raise ValueError("not a PNG")
+    width, height = struct.unpack(">II", png[16:24])
+    at = png.find(b"pHYs")
+    if at < 0:
+        return width, height, None
+    per_unit, _, unit = struct.unpack(">IIB", png[at + 4:at + 13])
+    return width, height, (round(per_unit * 0.0254, 1) if unit == 1 else None)
+
+
+def figure_size_problems(notebook: nbformat.NotebookNode) -> list[str]:
+    """Figures drawn wider than the book's column (they are shrunk and their labels with them) or
+    at less than the shared resolution (soft on high-resolution screens)."""
+    problems = []
+    for number, cell in code_cells(notebook):
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if "image/png" not in data:
+                continue
+            width, _, dpi = png_size_and_dpi(base64.b64decode(data["image/png"]))
+            if dpi is None or dpi < viz.DPI - 1:
+                shown = "an unknown resolution" if dpi is None else f"{dpi:g} dpi"
+                problems.append(f"cell {number}: a figure at {shown}; the book's figures are drawn "
+                                f"at {viz.DPI} dpi (course_lib.viz): re-run the notebook")
+            elif width / dpi > viz.COLUMN_WIDTH + FIGURE_MARGIN_INCHES:
+                problems.append(f"cell {number}: a figure {width / dpi:.1f} inches wide; at most "
+                                f"{viz.COLUMN_WIDTH} fit the column: leave figsize to course_lib.viz")
+    return problems
+
+
 def calls(tree: ast.AST, name: str) -> bool:
     return any(isinstance(node, ast.Call)
                and ((isinstance(node.func, ast.Name) and node.func.id == name)
@@ -226,6 +263,12 @@ def test_notebook_seeds_everything_first(path: Path):
 
 
 # ------------------------------------------------------------------ book chapters
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=notebook_id)
+def test_chapter_figures_fit_the_column_and_are_sharp(path: Path):
+    problems = figure_size_problems(load(path))
+    assert not problems, f"{notebook_id(path)}:\n" + "\n".join(problems)
+
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=notebook_id)
 def test_chapter_code_and_printed_text_fit_the_column(path: Path):
@@ -357,6 +400,25 @@ def test_checks_report_lines_wider_than_the_column_but_not_what_the_page_does_no
     assert [problem.split(" line")[0] for problem in problems] == ["cell 1: code-block", "cell 3: code",
                                                                   "cell 3: output"]
     assert line_width_problems(notebook, limit=len(long) + 10) == []
+
+
+def test_checks_report_a_figure_too_wide_or_too_soft_for_the_column():
+    import io
+
+    from matplotlib.figure import Figure
+
+    def png(width_inches: float, dpi: int) -> str:
+        buffer = io.BytesIO()
+        Figure(figsize=(width_inches, 1.0), dpi=dpi).savefig(buffer, format="png")
+        return base64.b64encode(buffer.getvalue()).decode()
+
+    notebook = good_chapter()
+    figure = notebook.cells[3].outputs[0]
+    for width_inches, dpi, expected in [(viz.COLUMN_WIDTH, viz.DPI, []), (9.0, viz.DPI, ["inches wide"]),
+                                        (6.0, 100, ["100 dpi"])]:
+        figure.data["image/png"] = png(width_inches, dpi)
+        problems = figure_size_problems(notebook)
+        assert len(problems) == len(expected) and all(w in p for w, p in zip(expected, problems)), problems
 
 
 def test_checks_report_a_wrong_kernel_and_an_invalid_notebook():
