@@ -8,6 +8,7 @@ from collections import Counter
 import pytest
 import torch
 
+from course_lib.cnn_lm import CNNLM, CNNLMConfig
 from course_lib.language_model import LanguageModel, sample
 from course_lib.lstm import CELLS, recurrent_layer
 from course_lib.neural_lm import FixedWindowLM
@@ -31,10 +32,16 @@ def _fixed_window() -> FixedWindowLM:
     return FixedWindowLM(9, 3, 4, 8).double()
 
 
+def _convolutional() -> CNNLM:
+    torch.manual_seed(3)  # receptive field R = 4: the 7-token sequences overflow the window
+    return CNNLM(CNNLMConfig(9, d_model=6, kernel_size=2, dilations=(1, 2))).double()
+
+
 MODELS = {
     **{f"ngram-{smoothing}": (lambda s=smoothing: _ngram(s)) for smoothing in SMOOTHINGS},
     "ngram-unigram": lambda: _ngram("kneser_ney", order=1),
     "fixed-window": _fixed_window,
+    "cnn": _convolutional,
     **{f"{cell}{'-fused' if fused else ''}": (lambda c=cell, f=fused: _recurrent(c, f))
        for cell in CELLS for fused in (False, True)},
 }
