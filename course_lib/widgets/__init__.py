@@ -36,4 +36,6 @@ __all__ = [
     "gradient_flow_figure", "merge_explorer", "next_token_table", "ngram_explorer", "probe_explorer",
     "probe_fact_index", "probe_html", "random_recurrent_matrix", "sample_text", "segment_with_merges",
     "segmentation_html", "segmentation_summary", "table_html", "temperature_explorer", "window_context",
+    "StepByStepTranslation", "TranslationExplorer", "TranslationStep", "UnknownWordsError", "translation_explorer",
+    "translation_figure", "translation_steps", "true_translation",
 ]
