@@ -27,8 +27,8 @@ t depends on the R tokens x_{t-R+1} .. x_t, the **receptive field**::
 
     R = 1 + sum_l (K - 1)·d_l
 
-(with doubling dilations and K = 2, R = 2^L: the span grows exponentially with depth, linearly with
-the parameters). Within it, the positions that reach t are ``t - sum_l k_l d_l`` for taps
+(with doubling dilations and K = 2, R = 2^L: each layer doubles the span for the same number of
+parameters as the one before it). Within it, the positions that reach t are ``t - sum_l k_l d_l`` for taps
 ``k_l in 0 .. K-1``: with doubling dilations that is every one of them, with others there can be
 holes (:func:`influencing_positions`).
 
@@ -281,6 +281,7 @@ class CNNLM(nn.Module, WindowLanguageModel):
         return history
 
     def forward(self, ids: Tensor) -> Tensor:
+        """Logits ``(batch, time, V)`` for ``ids (batch, time)``, every position in one pass."""
         ids = self.check_ids(ids)
         return self.logits_of_history(self.padded_history(ids, ids[:, :0]))[:, -ids.shape[1]:]
 

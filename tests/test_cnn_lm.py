@@ -2,6 +2,8 @@
 nn.Conv1d, causality, the exact receptive field, the protocol, and what it can and cannot learn."""
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -122,10 +124,15 @@ def test_the_receptive_field_is_exact(kernel_size, dilations):
         assert [s for s in range(t + 1) if _changes_the_output(model, ids, s, t)] == model.influencing_positions(t)
 
 
+@functools.cache
+def _causality_model() -> CNNLM:
+    return _model(kernel_size=3, dilations=(1, 2, 4))
+
+
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 10_000), data=st.data())
 def test_the_model_never_looks_ahead(seed, data):
-    model = _CAUSALITY_MODEL
+    model = _causality_model()
     time = data.draw(st.integers(2, 20))
     t = data.draw(st.integers(0, time - 2))
     ids = _ids(2, time, seed=seed)
@@ -134,8 +141,6 @@ def test_the_model_never_looks_ahead(seed, data):
     with torch.no_grad():
         assert torch.equal(model(ids)[:, : t + 1], model(changed)[:, : t + 1])
 
-
-_CAUSALITY_MODEL = _model(kernel_size=3, dilations=(1, 2, 4))
 
 
 # ---------------------------------------------------------------------------------------------
