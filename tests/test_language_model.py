@@ -14,6 +14,7 @@ from course_lib.lstm import CELLS, recurrent_layer
 from course_lib.neural_lm import FixedWindowLM
 from course_lib.ngram import BOS_ID, EOS_ID, SMOOTHINGS, NGramLM
 from course_lib.rnn import RecurrentLM
+from course_lib.transformer import TransformerLM, TransformerLMConfig
 
 TOY = [["the", "cat", "sat"], ["the", "dog", "sat", "down"], ["a", "cat", "ran"], ["the", "cat", "ran", "down"]]
 
@@ -37,6 +38,12 @@ def _convolutional() -> CNNLM:
     return CNNLM(CNNLMConfig(9, d_model=6, kernel_size=2, dilations=(1, 2))).double()
 
 
+def _transformer(positions: str, fused: bool) -> TransformerLM:
+    torch.manual_seed(3)
+    return TransformerLM(TransformerLMConfig(9, d_model=8, num_heads=2, num_layers=2, positions=positions,
+                                             max_context=16, fused=fused)).double()
+
+
 MODELS = {
     **{f"ngram-{smoothing}": (lambda s=smoothing: _ngram(s)) for smoothing in SMOOTHINGS},
     "ngram-unigram": lambda: _ngram("kneser_ney", order=1),
@@ -44,6 +51,8 @@ MODELS = {
     "cnn": _convolutional,
     **{f"{cell}{'-fused' if fused else ''}": (lambda c=cell, f=fused: _recurrent(c, f))
        for cell in CELLS for fused in (False, True)},
+    "transformer-learned": lambda: _transformer("learned", fused=True),
+    "transformer-sinusoidal-written-out": lambda: _transformer("sinusoidal", fused=False),
 }
 
 
