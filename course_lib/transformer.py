@@ -8,7 +8,9 @@ The pieces, each with its equation in its docstring and the code that is that eq
 * :func:`sinusoidal_positions` / :class:`SinusoidalPositions` and :class:`LearnedPositions`;
 * :class:`LayerNorm` (written out, or ``F.layer_norm`` when ``fused``) and :class:`FeedForward`;
 * :class:`EncoderLayer` and :class:`DecoderLayer`, post-norm (the paper's) or pre-norm;
-* :class:`Transformer`, the encoder-decoder of the paper on embedded inputs, as ``nn.Transformer``;
+* :class:`Transformer`, the encoder-decoder of the paper on embedded inputs, as ``nn.Transformer``,
+  and :class:`TransformerSeq2Seq`, the translation model around it (embeddings, positions, read-out)
+  with Chapter 6's ``Seq2Seq`` interface;
 * :class:`TransformerLM`, a decoder-only language model (token embedding, positions, pre-norm
   :class:`DecoderBlock` s with causal self-attention, final norm, read-out): the base of Chapters
   8, 10 and 13. Its state is a key-value cache, so :meth:`TransformerLM.step` costs one position.
@@ -59,6 +61,8 @@ __all__ = [
     "TransformerConfig",
     "TransformerLM",
     "TransformerLMConfig",
+    "TransformerConditionedDecoder",
+    "TransformerSeq2Seq",
     "from_torch_state_dict",
     "set_fused",
     "sinusoidal_positions",
@@ -543,7 +547,8 @@ def _key_mask(padding: Tensor | None, x: Tensor, name: str) -> Tensor | None:
     if padding is None:
         return None
     if not isinstance(padding, Tensor) or padding.dtype != torch.bool or padding.shape != x.shape[:2]:
-        got = f"{padding.dtype} of shape {tuple(padding.shape)}" if isinstance(padding, Tensor) else type(padding).__name__
+        got = (f"{padding.dtype} of shape {tuple(padding.shape)}" if isinstance(padding, Tensor)
+               else type(padding).__name__)
         raise checks.ArgumentError(f"{name} must be a boolean (batch, time) = {tuple(x.shape[:2])} tensor, True at "
                                    f"real tokens (see course_lib.attention.padding_mask); got {got}")
     return padding[:, None, None, :]
@@ -722,3 +727,120 @@ class TransformerLM(nn.Module, LanguageModel):
     def step(self, tokens: Tensor, state) -> tuple[Tensor, tuple[Tensor, ...]]:
         log_probs, state = self.read(tokens.reshape(-1, 1), state)
         return log_probs[:, 0], state
+
+
+# ---------------------------------------------------------------------------------------------
+# The translation model: embeddings, positions and a read-out around the encoder-decoder
+# ---------------------------------------------------------------------------------------------
+class TransformerSeq2Seq(nn.Module):
+    """The paper's translation model around a :class:`Transformer`::
+
+        x_i = dropout(√d_model · E_src[w_i] + PE(i))          source side, i = 0 .. S-1
+        y_t = dropout(√d_model · E_tgt[v_t] + PE(t))          target side, read shifted right (BOS first)
+        p(v_{t+1} | v_0..v_t, w) = softmax(Decoder(y, Encoder(x)) W_out)      W_out = E_tgtᵀ when tied
+
+    The embeddings start normal with standard deviation ``1/√d_model``, so ``√d_model · E[w]`` has
+    the scale of the positional encodings. The interface is Chapter 6's ``Seq2Seq``'s:
+    ``forward(source (batch, S), source_lengths (batch,), target_in (batch, T)) -> log_probs
+    (batch, T, target_vocab_size)``, :meth:`loss`, and :meth:`conditioned_on`, the decoder as a
+    language model of the target (the course's protocol) for decoding.
+    """
+
+    def __init__(self, source_vocab_size: int, target_vocab_size: int, config: TransformerConfig | None = None, *,
+                 tie_embeddings: bool = True) -> None:
+        super().__init__()
+        self.config = config = config or TransformerConfig()
+        d_model = config.d_model
+        self.source_embedding = nn.Embedding(checks.positive_int("source_vocab_size", source_vocab_size), d_model)
+        self.target_embedding = nn.Embedding(checks.positive_int("target_vocab_size", target_vocab_size), d_model)
+        for embedding in (self.source_embedding, self.target_embedding):
+            nn.init.normal_(embedding.weight, std=d_model ** -0.5)
+        self.positions = SinusoidalPositions(d_model)
+        self.dropout = nn.Dropout(config.dropout)
+        self.transformer = Transformer(config)
+        self.readout = nn.Linear(d_model, target_vocab_size, bias=False)
+        if tie_embeddings:
+            self.readout.weight = self.target_embedding.weight
+
+    @property
+    def vocab_size(self) -> int:
+        return self.readout.out_features
+
+    def embed(self, ids: Tensor, embedding: nn.Embedding, start: int = 0) -> Tensor:
+        """``dropout(√d_model · E[ids] + PE)``: ``(batch, time)`` -> ``(batch, time, d_model)``."""
+        positions = self.positions(start, ids.shape[1], dtype=embedding.weight.dtype, device=ids.device)
+        return self.dropout(embedding(ids) * math.sqrt(self.config.d_model) + positions)
+
+    def encode(self, source: Tensor, source_lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """``(memory (batch, S, d_model), source_padding (batch, S))``."""
+        source = _check_token_ids("source", source, self.source_embedding.num_embeddings)
+        source_padding = attention.padding_mask(torch.as_tensor(source_lengths, device=source.device),
+                                                source.shape[1])
+        return self.transformer.encode(self.embed(source, self.source_embedding), source_padding), source_padding
+
+    def decode(self, target_in: Tensor, memory: Tensor, source_padding: Tensor) -> Tensor:
+        """``log_probs (batch, T, target_vocab_size)`` of each next target token."""
+        target_in = _check_token_ids("target_in", target_in, self.vocab_size)
+        if target_in.shape[0] != memory.shape[0]:
+            raise checks.ArgumentError(f"{memory.shape[0]} sources but {target_in.shape[0]} target rows")
+        output = self.transformer.decode(self.embed(target_in, self.target_embedding), memory, source_padding)
+        return torch.log_softmax(self.readout(output), dim=-1)
+
+    def forward(self, source: Tensor, source_lengths: Tensor, target_in: Tensor) -> Tensor:
+        """Teacher-forced: ``target_in`` = BOS, v_1 .. v_{T-1} -> ``log_probs (batch, T, V)``; the
+        target's padding needs no mask (causal attention never looks ahead to it; the loss ignores it)."""
+        memory, source_padding = self.encode(source, source_lengths)
+        return self.decode(target_in, memory, source_padding)
+
+    def loss(self, source: Tensor, source_lengths: Tensor, target_in: Tensor, target_out: Tensor,
+             ignore_index: int = -100) -> Tensor:
+        """Mean cross-entropy (nats) over the target tokens that are not ``ignore_index``."""
+        log_probs = self(source, source_lengths, target_in)
+        return F.nll_loss(log_probs.flatten(0, 1), target_out.flatten(), ignore_index=ignore_index)
+
+    def conditioned_on(self, source: Tensor, source_lengths: Tensor) -> "TransformerConditionedDecoder":
+        """The decoder as a language model of the target given these sources."""
+        return TransformerConditionedDecoder(self, source, source_lengths)
+
+
+class TransformerConditionedDecoder(LanguageModel):
+    """A :class:`TransformerSeq2Seq` decoder as a language model of the target, for fixed sources.
+
+    The state is ``(memory (batch, S, d_model), source_padding (batch, S), history (batch, t))``:
+    the encoded sources, computed once by :meth:`initial_state`, and the target ids read so far,
+    which every :meth:`read` re-reads with the new ones (no cache: ``t`` positions per step, fine
+    for sentences). Batch first throughout, so the default ``select_state`` serves beam search.
+    """
+
+    def __init__(self, model: TransformerSeq2Seq, source: Tensor, source_lengths: Tensor) -> None:
+        self.model = model
+        self.vocab_size = model.vocab_size
+        self.source, self.source_lengths = source, source_lengths
+
+    def initial_state(self, batch_size: int) -> tuple[Tensor, Tensor, Tensor]:
+        if checks.positive_int("batch_size", batch_size) != self.source.shape[0]:
+            raise checks.ArgumentError(f"this decoder is conditioned on {self.source.shape[0]} sources, "
+                                       f"so its batch has {self.source.shape[0]} rows, not {batch_size}")
+        memory, source_padding = self.model.encode(self.source, self.source_lengths)
+        return memory, source_padding, self.source.new_zeros(batch_size, 0)
+
+    def read(self, ids: Tensor, state) -> tuple[Tensor, tuple[Tensor, Tensor, Tensor]]:
+        memory, source_padding, history = state
+        ids = self.check_ids(ids)
+        history = torch.cat([history, ids], dim=1)
+        log_probs = self.model.decode(history, memory, source_padding)[:, -ids.shape[1]:]
+        return log_probs, (memory, source_padding, history)
+
+    def step(self, tokens: Tensor, state) -> tuple[Tensor, tuple[Tensor, Tensor, Tensor]]:
+        log_probs, state = self.read(tokens.reshape(-1, 1), state)
+        return log_probs[:, 0], state
+
+
+def _check_token_ids(name: str, ids: object, vocab_size: int) -> Tensor:
+    if not isinstance(ids, Tensor) or ids.dtype != torch.long or ids.dim() != 2:
+        shape = f"{ids.dtype} of shape {tuple(ids.shape)}" if isinstance(ids, Tensor) else type(ids).__name__
+        raise checks.ArgumentError(f"{name} must be a (batch, time) tensor of token ids (torch.long), got {shape}")
+    if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= vocab_size):
+        raise checks.ArgumentError(f"{name} must lie in [0, {vocab_size}), got values in "
+                                   f"[{int(ids.min())}, {int(ids.max())}]")
+    return ids

@@ -11,8 +11,8 @@ from torch import nn
 from course_lib.attention import padding_mask
 from course_lib.transformer import (DecoderLayer, EncoderLayer, LayerNorm, LearnedPositions, MultiHeadAttention,
                                     SinusoidalPositions, Transformer, TransformerConfig, TransformerLM,
-                                    TransformerLMConfig, from_torch_state_dict, sinusoidal_positions,
-                                    to_torch_state_dict)
+                                    TransformerLMConfig, TransformerSeq2Seq, from_torch_state_dict,
+                                    sinusoidal_positions, to_torch_state_dict)
 
 D_MODEL, HEADS, D_FF = 8, 2, 16
 SOURCE_LENGTHS, TARGET_LENGTHS = torch.tensor([5, 3, 1]), torch.tensor([4, 4, 2])
@@ -321,6 +321,78 @@ def test_the_lm_is_a_stack_of_pre_norm_encoder_layers_with_a_causal_mask_as_in_p
     expected = torch.log_softmax(model.readout(F.layer_norm(hidden, (D_MODEL,), model.norm.weight, model.norm.bias)),
                                  dim=-1)
     assert torch.allclose(model.sequence_log_probs(ids), expected, atol=1e-10)
+
+
+# ---------------------------------------------------------------------------------------------
+# The translation model
+# ---------------------------------------------------------------------------------------------
+def _translation_model(norm_first=False) -> TransformerSeq2Seq:
+    torch.manual_seed(5)
+    config = TransformerConfig(D_MODEL, HEADS, 2, 2, D_FF, norm_first=norm_first)
+    return TransformerSeq2Seq(13, 11, config).double()
+
+
+def _translation_batch():
+    generator = torch.Generator().manual_seed(8)
+    source = torch.randint(1, 13, (3, 5), generator=generator)
+    source[1, 3:] = source[2, 1:] = 0  # padding after lengths 3 and 1
+    target_in = torch.randint(1, 11, (3, 4), generator=generator)
+    return source, SOURCE_LENGTHS, target_in
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_the_translation_model_is_scaled_embeddings_and_positions_into_nn_transformer(norm_first):
+    model = _translation_model(norm_first)
+    assert model.readout.weight is model.target_embedding.weight
+    reference = nn.Transformer(D_MODEL, HEADS, 2, 2, D_FF, dropout=0.0, batch_first=True,
+                               norm_first=norm_first).double()
+    reference.load_state_dict(to_torch_state_dict(model.transformer.state_dict()))
+    source, lengths, target_in = _translation_batch()
+    pe = sinusoidal_positions(5, D_MODEL, dtype=torch.float64)
+    x = model.source_embedding(source) * math.sqrt(D_MODEL) + pe
+    y = model.target_embedding(target_in) * math.sqrt(D_MODEL) + pe[:4]
+    padding = padding_mask(lengths)
+    hidden = reference(x, y, tgt_mask=_future(4), src_key_padding_mask=_hidden(padding),
+                       memory_key_padding_mask=_hidden(padding), tgt_is_causal=True)
+    expected = torch.log_softmax(hidden @ model.target_embedding.weight.T, dim=-1)
+    assert torch.allclose(model(source, lengths, target_in), expected, atol=1e-6, rtol=0)
+
+
+def test_a_padded_batch_translates_as_each_sentence_alone_and_the_loss_is_the_mean_nll():
+    model = _translation_model()
+    source, lengths, target_in = _translation_batch()
+    with torch.no_grad():
+        batch = model(source, lengths, target_in)
+        for b, length in enumerate(lengths.tolist()):
+            alone = model(source[b:b + 1, :length], lengths[b:b + 1], target_in[b:b + 1])
+            assert torch.allclose(batch[b], alone[0], atol=1e-10), b
+        target_out = torch.randint(1, 11, (3, 4), generator=torch.Generator().manual_seed(9))
+        target_out[2, 2:] = -100
+        picked = batch.gather(-1, target_out.clamp(min=0)[..., None])[..., 0]
+        expected = -picked[target_out != -100].mean()
+        assert torch.allclose(model.loss(source, lengths, target_in, target_out), expected, atol=1e-12)
+
+
+def test_the_conditioned_decoder_keeps_the_protocol():
+    model = _translation_model(norm_first=True)
+    source, lengths, target_in = _translation_batch()
+    decoder = model.conditioned_on(source, lengths)
+    with torch.no_grad():
+        teacher_forced = model(source, lengths, target_in)
+        state = decoder.initial_state(3)
+        steps = []
+        for tokens in target_in.unbind(dim=1):
+            log_probs, state = decoder.step(tokens, state)
+            steps.append(log_probs)
+        assert torch.allclose(torch.stack(steps, dim=1), teacher_forced, atol=1e-10)
+        index = torch.tensor([2, 0, 2])
+        _, state = decoder.read(target_in[:, :2], decoder.initial_state(3))
+        continued, _ = decoder.read(target_in[index, 2:], decoder.select_state(state, index))
+        assert torch.allclose(continued, teacher_forced[index, 2:], atol=1e-10)
+    with pytest.raises(ValueError, match="conditioned on 3 sources"):
+        decoder.initial_state(2)
+    with pytest.raises(ValueError, match=r"target_in must lie in \[0, 11\)"):
+        model(source, lengths, target_in + 10)
 
 
 # ---------------------------------------------------------------------------------------------
