@@ -37,7 +37,9 @@ is a window model: its state is the last R - 1 tokens read, and before the windo
 padded on the left with the first token, the start symbol, like the n-gram and fixed-window models.
 Since the tokens are padded before the convolutions, the zeros of each convolution's own padding
 only reach outputs that are thrown away: every output sees R real or start tokens, and reading a
-chunk at once gives the same numbers as reading it token by token.
+chunk at once gives the same numbers as reading it token by token. :class:`CachedCNNLM` reads the
+same model with another state, each layer's last (K - 1)·d_l inputs, so that a new token costs one
+position per layer instead of the whole window.
 """
 from __future__ import annotations
 
@@ -50,10 +52,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from course_lib.checks import ArgumentError, non_negative_int, number, positive_int
-from course_lib.language_model import WindowLanguageModel
+from course_lib.language_model import LanguageModel, WindowLanguageModel
 
 __all__ = [
     "CNNLM",
+    "CachedCNNLM",
     "CNNLMConfig",
     "CausalConv1d",
     "GatedConvLayer",
@@ -117,12 +120,14 @@ def influencing_positions(position: int, kernel_size: int, dilations: Sequence[i
 # ---------------------------------------------------------------------------------------------
 # The causal convolution
 # ---------------------------------------------------------------------------------------------
-def causal_conv1d(x: Tensor, weight: Tensor, bias: Tensor | None = None, dilation: int = 1) -> Tensor:
-    """``y_t = b + sum_k W_k x_{t - d·k}``, with ``x_{t'} = 0`` before the start.
+def causal_conv1d(x: Tensor, weight: Tensor, bias: Tensor | None = None, dilation: int = 1,
+                  past: Tensor | None = None) -> Tensor:
+    """``y_t = b + sum_k W_k x_{t - d·k}`` at every position of ``x``, reading before its start from
+    ``past``, the (K - 1)·d inputs that precede it (zeros when ``None``: the causal padding).
 
     ``x (batch, time, d_in)``, ``weight (d_out, d_in, K)`` in ``nn.Conv1d``'s layout (``W_k`` is
-    ``weight[:, :, K-1-k]``), ``bias (d_out,)`` -> ``y (batch, time, d_out)``. Written as the sum
-    over the K taps of the input shifted right by ``d·k`` (zeros shifted in), each times its matrix.
+    ``weight[:, :, K-1-k]``), ``bias (d_out,)``, ``past (batch, (K-1)·d, d_in)`` -> ``y (batch, time,
+    d_out)``. Written as the sum over the K taps of the inputs d·k positions back, each times its matrix.
     """
     dilation = positive_int("dilation", dilation)
     if not isinstance(x, Tensor) or x.dim() != 3:
@@ -132,12 +137,20 @@ def causal_conv1d(x: Tensor, weight: Tensor, bias: Tensor | None = None, dilatio
         raise ArgumentError(f"weight must have shape (d_out, d_in, K) with d_in = {x.shape[-1]},"
                             " got " + (f"{tuple(weight.shape)}" if isinstance(weight, Tensor)
                                        else type(weight).__name__))
-    time, kernel_size = x.shape[1], weight.shape[-1]
+    (batch, time, d_in), kernel_size = x.shape, weight.shape[-1]
+    span = (kernel_size - 1) * dilation  # how far back the last tap reads
+    if past is None:
+        past = x.new_zeros(batch, span, d_in)
+    if not isinstance(past, Tensor) or tuple(past.shape) != (batch, span, d_in):
+        raise ArgumentError(f"past must hold the (K-1)·d = {span} inputs before x, shape (batch, (K-1)·d,"
+                            f" d_in) = {(batch, span, d_in)}, got "
+                            + (f"{tuple(past.shape)}" if isinstance(past, Tensor) else type(past).__name__))
+    history = torch.cat([past, x], dim=1)  # x_t is history[:, span + t]
     y = 0
     for k in range(kernel_size):
-        x_shifted = F.pad(x, (0, 0, dilation * k, 0))[:, :time]  # x_{t - d·k}, zeros before the start
         W_k = weight[:, :, kernel_size - 1 - k]  # (d_out, d_in)
-        y = y + x_shifted @ W_k.T
+        x_back = history[:, span - dilation * k: span - dilation * k + time]  # x_{t - d·k}, (batch, time, d_in)
+        y = y + x_back @ W_k.T
     return y if bias is None else y + bias
 
 
@@ -146,7 +159,7 @@ class CausalConv1d(nn.Module):
     named and laid out as in ``nn.Conv1d`` (whose state dicts load directly), initialised as PyTorch
     does, every entry uniform in ``±1/sqrt(d_in·K)``.
 
-    ``forward(x (batch, time, d_in)) -> (batch, time, d_out)``.
+    ``forward(x (batch, time, d_in), past (batch, span, d_in) | None) -> (batch, time, d_out)``.
     """
 
     def __init__(self, d_in: int, d_out: int, kernel_size: int, dilation: int = 1) -> None:
@@ -164,8 +177,13 @@ class CausalConv1d(nn.Module):
         nn.init.uniform_(self.weight, -bound, bound)
         nn.init.uniform_(self.bias, -bound, bound)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return causal_conv1d(x, self.weight, self.bias, self.dilation)
+    @property
+    def span(self) -> int:
+        """(K - 1)·d: how many inputs before the current one the convolution reads."""
+        return (self.kernel_size - 1) * self.dilation
+
+    def forward(self, x: Tensor, past: Tensor | None = None) -> Tensor:
+        return causal_conv1d(x, self.weight, self.bias, self.dilation, past)
 
     def extra_repr(self) -> str:
         return f"d_in={self.d_in}, d_out={self.d_out}, kernel_size={self.kernel_size}, dilation={self.dilation}"
@@ -173,7 +191,8 @@ class CausalConv1d(nn.Module):
 
 class GatedConvLayer(nn.Module):
     """One residual gated layer: ``X + (X * W + b) ⊙ σ(X * V + c)``, ``(batch, time, d_model)`` in
-    and out. State dict: ``W.weight``, ``W.bias`` (b), ``V.weight``, ``V.bias`` (c)."""
+    and out; ``past (batch, span, d_model)``, the inputs before X, replaces the zero padding of both
+    convolutions. State dict: ``W.weight``, ``W.bias`` (b), ``V.weight``, ``V.bias`` (c)."""
 
     def __init__(self, d_model: int, kernel_size: int, dilation: int, dropout: float = 0.0) -> None:
         super().__init__()
@@ -181,8 +200,13 @@ class GatedConvLayer(nn.Module):
         self.V = CausalConv1d(d_model, d_model, kernel_size, dilation)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, X: Tensor) -> Tensor:
-        h = self.W(X) * torch.sigmoid(self.V(X))  # the linear path, gated
+    @property
+    def span(self) -> int:
+        """(K - 1)·d_l: how many inputs before the current one the layer reads."""
+        return self.W.span
+
+    def forward(self, X: Tensor, past: Tensor | None = None) -> Tensor:
+        h = self.W(X, past) * torch.sigmoid(self.V(X, past))  # the linear path, gated
         return X + self.dropout(h)
 
 
@@ -300,3 +324,55 @@ class CNNLM(nn.Module, WindowLanguageModel):
 
     def extra_repr(self) -> str:
         return f"receptive_field={self.receptive_field}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Generating faster: a cache of each layer's past inputs
+# ---------------------------------------------------------------------------------------------
+class CachedCNNLM(nn.Module, LanguageModel):
+    """A :class:`CNNLM` (the same module, the same parameters) read with a per-layer cache.
+
+    Stepping the window model pushes the whole window of R tokens through every layer for each new
+    token. Layer l reads, besides its current input, only its last (K - 1)·d_l inputs, which earlier
+    steps have already computed: keep them, and a new token costs one position per layer (the fast
+    generation of Paine et al., 2016, "Fast Wavenet Generation Algorithm"). The state is that cache,
+    a tuple with one ``(batch, (K - 1)·d_l, d_model)`` tensor per layer, ``(R - 1)·d_model`` numbers
+    per sequence in all, where the window model keeps R - 1 ids.
+
+    Before the start, a layer's past is its first input repeated: the start-symbol padding of the
+    window model gives every padded position that same activation, so both read the same numbers.
+    """
+
+    def __init__(self, model: CNNLM) -> None:
+        super().__init__()
+        if not isinstance(model, CNNLM):
+            raise ArgumentError(f"model must be a CNNLM, got {type(model).__name__}")
+        self.model = model
+        self.vocab_size = model.vocab_size
+
+    def initial_state(self, batch_size: int) -> tuple[Tensor, ...]:
+        """An empty cache per layer, ``(batch, 0, d_model)``: nothing read yet."""
+        reference = self.model.readout.weight
+        empty = reference.new_zeros(positive_int("batch_size", batch_size), 0, self.model.config.d_model)
+        return tuple(empty for _ in self.model.layers)
+
+    def read(self, ids: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, tuple[Tensor, ...]]:
+        """A chunk ``ids (batch, time)`` layer by layer, each reading its cached past:
+        ``(log_probs (batch, time, V), the caches after the chunk)``."""
+        ids = self.check_ids(ids)
+        if not isinstance(state, tuple) or len(state) != len(self.model.layers):
+            raise ArgumentError(f"state must be a tuple of {len(self.model.layers)} caches, one per layer"
+                                " (start from initial_state(batch_size))")
+        X = self.model.embedding_dropout(self.model.embedding(ids))  # X^(0), (batch, time, d_model)
+        caches = []
+        for layer, past in zip(self.model.layers, state):
+            if past.shape[1] == 0:  # the start: the first input repeated
+                past = X[:, :1].expand(-1, layer.span, -1)
+            history = torch.cat([past, X], dim=1)
+            caches.append(history[:, history.shape[1] - layer.span:])  # the last (K - 1)·d_l inputs
+            X = layer(X, past)  # X^(l+1)
+        return torch.log_softmax(self.model.readout(X), dim=-1), tuple(caches)
+
+    def step(self, tokens: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, tuple[Tensor, ...]]:
+        log_probs, state = self.read(tokens.reshape(-1, 1), state)
+        return log_probs[:, 0], state

@@ -10,8 +10,9 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from course_lib.cnn_lm import (CNNLM, CausalConv1d, CNNLMConfig, causal_conv1d, cnn_lm_parameter_count,
+from course_lib.cnn_lm import (CNNLM, CachedCNNLM, CausalConv1d, CNNLMConfig, causal_conv1d, cnn_lm_parameter_count,
                                doubling_dilations, influence_by_layer, influencing_positions, receptive_field)
+from course_lib.language_model import sample
 
 
 def _random(*shape, seed=0):
@@ -57,6 +58,16 @@ def test_the_causal_convolution_equals_nn_conv1d_padded_on_the_left_with_the_sam
     x = _random(2, 10, 3, seed=5)
     expected = reference(F.pad(x.transpose(1, 2), ((kernel_size - 1) * dilation, 0))).transpose(1, 2)
     assert torch.allclose(ours(x), expected, atol=1e-12, rtol=0)
+
+
+def test_the_past_replaces_the_zero_padding():
+    """Reading x after its past equals the convolution over both, from the past's end on."""
+    weight, bias = _random(4, 3, 3, seed=6), _random(4, seed=7)
+    past, x = _random(2, 3 * 2 - 2, 3, seed=8), _random(2, 5, 3, seed=9)  # (K - 1)·d = 4 inputs before x
+    whole = causal_conv1d(torch.cat([past, x], dim=1), weight, bias, dilation=2)
+    assert torch.allclose(causal_conv1d(x, weight, bias, dilation=2, past=past), whole[:, 4:], atol=1e-12, rtol=0)
+    assert torch.equal(causal_conv1d(x, weight, bias, dilation=2, past=torch.zeros(2, 4, 3, dtype=torch.float64)),
+                       causal_conv1d(x, weight, bias, dilation=2))
 
 
 def test_the_causal_convolution_is_initialised_as_pytorch_initialises_conv1d():
@@ -167,6 +178,34 @@ def test_a_one_token_receptive_field_has_an_empty_state():
     assert state.shape == (2, 0)
 
 
+@pytest.mark.parametrize("kernel_size, dilations", [(2, (1, 2, 4)), (3, (1, 2)), (2, (2, 4)), (1, (1, 2))])
+def test_the_cached_model_reads_the_numbers_of_the_window_model_step_by_step_and_in_chunks(kernel_size, dilations):
+    window = _model(kernel_size, dilations)
+    cached = CachedCNNLM(window)
+    ids = _ids(3, 19)
+    with torch.no_grad():
+        expected = window.sequence_log_probs(ids)
+        state, rows = cached.initial_state(3), []
+        for tokens in ids.unbind(dim=1):
+            log_probs, state = cached.step(tokens, state)
+            rows.append(log_probs)
+        chunks, chunk_state = [], cached.initial_state(3)
+        for chunk in ids.split([1, 5, 2, 11], dim=1):
+            log_probs, chunk_state = cached.read(chunk, chunk_state)
+            chunks.append(log_probs)
+    assert torch.allclose(torch.stack(rows, dim=1), expected, atol=1e-12, rtol=0)
+    assert torch.allclose(torch.cat(chunks, dim=1), expected, atol=1e-12, rtol=0)
+    spans = [(kernel_size - 1) * d for d in dilations]  # layer l keeps its last (K - 1)·d_l inputs
+    assert [tuple(cache.shape) for cache in state] == [(3, span, window.config.d_model) for span in spans]
+    assert all(torch.equal(a, b) for a, b in zip(state, chunk_state))
+
+
+def test_the_cached_model_samples_what_the_window_model_samples():
+    window = _model(vocab_size=7)
+    drawn = sample(window, [1, 3], max_tokens=15, seed=4)
+    assert sample(CachedCNNLM(window), [1, 3], max_tokens=15, seed=4) == drawn
+
+
 def test_the_parameter_count_by_formula_equals_pytorchs():
     for config in (CNNLMConfig(7), CNNLMConfig(50, d_model=12, kernel_size=3, dilations=(1, 2, 4, 8, 16)),
                    CNNLMConfig(3, d_model=1, kernel_size=1, dilations=(5,))):
@@ -262,3 +301,9 @@ def test_bad_arguments_elsewhere_are_refused_with_what_to_do():
         causal_conv1d(_random(1, 4, 3), _random(2, 5, 2))
     with pytest.raises(ValueError, match=r"\[0, 7\)"):
         _model()(torch.tensor([[1, 7]]))
+    with pytest.raises(ValueError, match=r"past must hold the \(K-1\)·d = 2 inputs before x"):
+        causal_conv1d(_random(1, 4, 3), _random(2, 3, 2), dilation=2, past=_random(1, 1, 3))
+    with pytest.raises(TypeError, match="model must be a CNNLM"):
+        CachedCNNLM(CNNLMConfig(5))
+    with pytest.raises(ValueError, match="state must be a tuple of 3 caches"):
+        CachedCNNLM(_model()).read(torch.tensor([[1, 2]]), torch.zeros(1, 6, dtype=torch.long))

@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 import torch
 
-from course_lib.cnn_lm import CNNLM, CNNLMConfig
+from course_lib.cnn_lm import CNNLM, CachedCNNLM, CNNLMConfig
 from course_lib.language_model import LanguageModel, sample
 from course_lib.lstm import CELLS, recurrent_layer
 from course_lib.neural_lm import FixedWindowLM
@@ -49,6 +49,7 @@ MODELS = {
     "ngram-unigram": lambda: _ngram("kneser_ney", order=1),
     "fixed-window": _fixed_window,
     "cnn": _convolutional,
+    "cnn-cached": lambda: CachedCNNLM(_convolutional()),
     **{f"{cell}{'-fused' if fused else ''}": (lambda c=cell, f=fused: _recurrent(c, f))
        for cell in CELLS for fused in (False, True)},
     "transformer-learned": lambda: _transformer("learned", fused=True),
