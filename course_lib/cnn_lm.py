@@ -28,9 +28,9 @@ t depends on the R tokens x_{t-R+1} .. x_t, the **receptive field**::
     R = 1 + sum_l (K - 1)·d_l
 
 (with doubling dilations and K = 2, R = 2^L: each layer doubles the span for the same number of
-parameters as the one before it). Within it, the positions that reach t are ``t - sum_l k_l d_l`` for taps
-``k_l in 0 .. K-1``: with doubling dilations that is every one of them, with others there can be
-holes (:func:`influencing_positions`).
+parameters as the one before it). Within it, the positions that reach t are ``t - sum_l k_l d_l``
+for taps ``k_l in 0 .. K-1``: with doubling dilations that is every one of them, with others
+there can be holes (:func:`influencing_positions`).
 
 As a :class:`~course_lib.language_model.LanguageModel`, a model that sees exactly the last R tokens
 is a window model: its state is the last R - 1 tokens read, and before the window has filled it is
@@ -48,7 +48,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from course_lib.checks import ArgumentError, non_negative_int, number, positive_int
