@@ -30,9 +30,11 @@ so ``nn.MultiheadAttention``'s state dict loads as it is; :class:`LayerNorm` has
 ``feed_forward.linear1``); :func:`to_torch_state_dict` and :func:`from_torch_state_dict` translate
 to and from ``nn.TransformerEncoderLayer``, ``nn.TransformerDecoderLayer`` and ``nn.Transformer``.
 
-"The Transformer by hand": pass ``trace={}`` to any module's ``forward`` and the dictionary is
-filled with every intermediate matrix (queries, keys, values per head, scores, weights, the heads,
-their concatenation, each sublayer's output and each residual sum), nested by module.
+"The Transformer by hand": pass ``trace={}`` to the ``forward`` of :class:`MultiHeadAttention`,
+:class:`FeedForward`, a layer or :class:`Transformer`, and the dictionary is filled with every
+intermediate matrix (queries, keys, values per head, scores, weights, the heads, their
+concatenation, the feed-forward hidden layer, each residual sum), nested by module: e.g.
+``trace["encoder.layers.0"]["self_attention"]["weights"]`` is ``(batch, heads, S, S)``.
 """
 from __future__ import annotations
 
@@ -247,7 +249,8 @@ class SinusoidalPositions(nn.Module):
 
 class LearnedPositions(nn.Module):
     """One learned vector per position, ``P[pos]`` (GPT's): ``weight (max_context, d_model)``.
-    ``forward(start, length) -> (length, d_model)``; beyond ``max_context`` there is nothing to learn from."""
+    ``forward(start, length) -> (length, d_model)`` in the weight's dtype and device; beyond
+    ``max_context`` there is no vector, and asking for one is an error."""
 
     def __init__(self, max_context: int, d_model: int) -> None:
         super().__init__()
