@@ -10,8 +10,9 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from course_lib.cnn_lm import (CNNLM, CachedCNNLM, CausalConv1d, CNNLMConfig, causal_conv1d, cnn_lm_parameter_count,
-                               doubling_dilations, influence_by_layer, influencing_positions, receptive_field)
+from course_lib.cnn_lm import (CNNLM, CachedCNNLM, CausalConv1d, CNNLMConfig, GatedConvLayer, causal_conv1d,
+                               cnn_lm_parameter_count, doubling_dilations, influence_by_layer,
+                               influencing_positions, receptive_field)
 from course_lib.language_model import sample
 
 
@@ -75,6 +76,19 @@ def test_the_causal_convolution_is_initialised_as_pytorch_initialises_conv1d():
     bound = 1 / (4 * 3) ** 0.5
     for parameter in (conv.weight, conv.bias):
         assert parameter.abs().max() <= bound and parameter.abs().max() > 0.8 * bound
+
+
+def test_the_gated_layer_is_a_residual_glu_over_nn_conv1d():
+    """(X * W + b) ⊙ σ(X * V + c) is PyTorch's F.glu of one convolution with W and V stacked."""
+    torch.manual_seed(5)
+    layer = GatedConvLayer(4, kernel_size=3, dilation=2).double()
+    both = torch.nn.Conv1d(4, 8, 3, dilation=2).double()
+    with torch.no_grad():
+        both.weight.copy_(torch.cat([layer.W.weight, layer.V.weight]))
+        both.bias.copy_(torch.cat([layer.W.bias, layer.V.bias]))
+    X = _random(2, 9, 4, seed=10)
+    glu = F.glu(both(F.pad(X.transpose(1, 2), (4, 0))), dim=1).transpose(1, 2)
+    assert torch.allclose(layer(X), X + glu, atol=1e-12, rtol=0)
 
 
 @settings(max_examples=30, deadline=None)
@@ -170,6 +184,15 @@ def test_reading_in_chunks_window_by_window_and_token_by_token_give_the_same_num
     assert torch.allclose(by_window, whole, atol=1e-12, rtol=0)
     assert torch.equal(state, ids[:, -(model.receptive_field - 1):])  # the state: the last R - 1 ids
     assert torch.allclose(whole.exp().sum(-1), torch.ones(3, 17, dtype=torch.float64), atol=1e-12)
+
+
+def test_before_the_window_fills_it_is_padded_with_the_start_symbol():
+    model = _model()  # R = 8
+    short = torch.tensor([[1, 4, 2]])
+    padded = torch.tensor([[1] * 7 + [1, 4, 2]])
+    with torch.no_grad():
+        assert torch.allclose(model.sequence_log_probs(short), model.sequence_log_probs(padded)[:, 7:],
+                              atol=1e-12, rtol=0)
 
 
 def test_a_one_token_receptive_field_has_an_empty_state():
