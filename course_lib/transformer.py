@@ -774,26 +774,36 @@ class TransformerSeq2Seq(nn.Module):
         positions = self.positions(start, ids.shape[1], dtype=embedding.weight.dtype, device=ids.device)
         return self.dropout(embedding(ids) * math.sqrt(self.config.d_model) + positions)
 
-    def encode(self, source: Tensor, source_lengths: Tensor) -> tuple[Tensor, Tensor]:
+    def encode(self, source: Tensor, source_lengths: Tensor, *,
+               trace: dict | None = None) -> tuple[Tensor, Tensor]:
         """``(memory (batch, S, d_model), source_padding (batch, S))``."""
         source = _check_token_ids("source", source, self.source_embedding.num_embeddings)
         source_padding = attention.padding_mask(torch.as_tensor(source_lengths, device=source.device),
                                                 source.shape[1])
-        return self.transformer.encode(self.embed(source, self.source_embedding), source_padding), source_padding
+        embedded = self.embed(source, self.source_embedding)
+        _record(trace, "source_embedded", embedded)
+        return self.transformer.encode(embedded, source_padding, trace=trace), source_padding
 
-    def decode(self, target_in: Tensor, memory: Tensor, source_padding: Tensor) -> Tensor:
+    def decode(self, target_in: Tensor, memory: Tensor, source_padding: Tensor, *,
+               trace: dict | None = None) -> Tensor:
         """``log_probs (batch, T, target_vocab_size)`` of each next target token."""
         target_in = _check_token_ids("target_in", target_in, self.vocab_size)
         if target_in.shape[0] != memory.shape[0]:
             raise checks.ArgumentError(f"{memory.shape[0]} sources but {target_in.shape[0]} target rows")
-        output = self.transformer.decode(self.embed(target_in, self.target_embedding), memory, source_padding)
-        return torch.log_softmax(self.readout(output), dim=-1)
+        embedded = self.embed(target_in, self.target_embedding)
+        _record(trace, "target_embedded", embedded)
+        output = self.transformer.decode(embedded, memory, source_padding, trace=trace)
+        log_probs = torch.log_softmax(self.readout(output), dim=-1)
+        _record(trace, "log_probs", log_probs)
+        return log_probs
 
-    def forward(self, source: Tensor, source_lengths: Tensor, target_in: Tensor) -> Tensor:
+    def forward(self, source: Tensor, source_lengths: Tensor, target_in: Tensor, *,
+                trace: dict | None = None) -> Tensor:
         """Teacher-forced: ``target_in`` = BOS, v_1 .. v_{T-1} -> ``log_probs (batch, T, V)``; the
-        target's padding needs no mask (causal attention never looks ahead to it; the loss ignores it)."""
-        memory, source_padding = self.encode(source, source_lengths)
-        return self.decode(target_in, memory, source_padding)
+        target's padding needs no mask (causal attention never looks ahead to it; the loss ignores it).
+        ``trace`` as :class:`Transformer`'s, plus ``source_embedded``, ``target_embedded``, ``log_probs``."""
+        memory, source_padding = self.encode(source, source_lengths, trace=trace)
+        return self.decode(target_in, memory, source_padding, trace=trace)
 
     def loss(self, source: Tensor, source_lengths: Tensor, target_in: Tensor, target_out: Tensor,
              ignore_index: int = -100) -> Tensor:

@@ -373,6 +373,21 @@ def test_a_padded_batch_translates_as_each_sentence_alone_and_the_loss_is_the_me
         assert torch.allclose(model.loss(source, lengths, target_in, target_out), expected, atol=1e-12)
 
 
+def test_a_tiny_translation_model_traced_from_the_words_to_the_log_probabilities():
+    torch.manual_seed(6)
+    model = TransformerSeq2Seq(5, 6, TransformerConfig(d_model=4, num_heads=2, num_encoder_layers=1,
+                                                       num_decoder_layers=1, d_ff=8)).double()
+    sentence, lengths, target_in = torch.tensor([[1, 2, 3]]), torch.tensor([3]), torch.tensor([[0, 4, 5]])
+    trace = {}
+    log_probs = model(sentence, lengths, target_in, trace=trace)
+    assert torch.allclose(log_probs, model(sentence, lengths, target_in), atol=1e-12)  # fused, untraced
+    pe = sinusoidal_positions(3, 4, dtype=torch.float64)
+    assert torch.allclose(trace["source_embedded"], model.source_embedding.weight[[1, 2, 3]] * 2 + pe)
+    assert torch.allclose(trace["target_embedded"], model.target_embedding.weight[[0, 4, 5]] * 2 + pe)
+    assert trace["encoder.layers.0"]["self_attention"]["weights"].shape == (1, 2, 3, 3)
+    assert torch.equal(trace["log_probs"], log_probs.detach())
+
+
 def test_the_conditioned_decoder_keeps_the_protocol():
     model = _translation_model(norm_first=True)
     source, lengths, target_in = _translation_batch()
