@@ -207,8 +207,8 @@ class MultiHeadAttention(nn.Module):
 def _with_causal(mask: Tensor | None, causal: bool, T_q: int, T_k: int, device) -> Tensor | None:
     if not causal:
         return mask
-    future_hidden = attention.causal_mask(T_q, T_k).to(device)
-    return future_hidden if mask is None else mask & future_hidden
+    past_only = attention.causal_mask(T_q, T_k).to(device)  # True where the key is not in the future
+    return past_only if mask is None else mask & past_only
 
 
 # ---------------------------------------------------------------------------------------------
@@ -633,13 +633,16 @@ class TransformerLMConfig:
 class TransformerLM(nn.Module, LanguageModel):
     """A decoder-only Transformer language model (GPT's shape)::
 
-        x_0 = E[w_t] + P(t)                         token embedding plus position (sinusoidal or learned)
+        x_0 = s · E[w_t] + P(t)                     token embedding plus position (sinusoidal or learned)
         x_l = Block_l(x_{l-1})                      pre-norm blocks with causal self-attention
         P(w_{t+1} | w_1..w_t) = softmax(LayerNorm(x_L) W_out)     W_out = Eᵀ when tied
 
     ``forward(ids (batch, time)) -> logits (batch, time, vocab_size)``; the logits at ``t`` score
     the token at ``t + 1``. Weights start as GPT-2's: normal with standard deviation 0.02, the
-    projections into the residual stream scaled by ``1/√(2 num_layers)``, zero biases.
+    projections into the residual stream (``out_proj``, ``linear2``) scaled by ``1/√(2 num_layers)``,
+    zero biases. With learned positions ``s = 1`` (GPT's ``E[w] + P[t]``, both starting at 0.02);
+    sinusoidal positions have amplitude 1, so tokens get the paper's ``s = √d_model`` and ``E``
+    starts at ``1/√d_model``: then neither part of ``x_0`` drowns the other.
 
     As a :class:`~course_lib.language_model.LanguageModel` its state is a **key-value cache**: a
     tuple ``(keys_1, values_1, ..., keys_L, values_L)``, each ``(batch, heads, T_so_far, d_k)``
@@ -667,18 +670,25 @@ class TransformerLM(nn.Module, LanguageModel):
         if config.tie_embeddings:
             self.readout.weight = self.embedding.weight
 
+    @property
+    def embedding_scale(self) -> float:
+        """``s`` of ``x_0 = s · E[w_t] + P(t)``: ``√d_model`` with sinusoidal positions, else 1."""
+        return math.sqrt(self.config.d_model) if self.config.positions == "sinusoidal" else 1.0
+
     def reset_parameters(self) -> None:
-        """GPT-2's initialisation (see the class docstring)."""
+        """GPT-2's initialisation, the token embedding's scaled to the positions (class docstring)."""
         residual_std = 0.02 / math.sqrt(2 * self.config.num_layers)
         for name, parameter in self.named_parameters():
             if name.endswith("bias"):
                 nn.init.zeros_(parameter)
+            elif isinstance(self.get_submodule(name.rpartition(".")[0]), LayerNorm):
+                nn.init.ones_(parameter)  # γ
             elif name.endswith(("out_proj.weight", "linear2.weight")):
                 nn.init.normal_(parameter, std=residual_std)
-            elif not name.startswith("norm") and ".norm" not in name:
-                nn.init.normal_(parameter, std=0.02)
             else:
-                nn.init.ones_(parameter)
+                nn.init.normal_(parameter, std=0.02)
+        token_std = 0.02 if self.config.positions == "learned" else self.config.d_model ** -0.5
+        nn.init.normal_(self.embedding.weight, std=token_std)
 
     @property
     def fused(self) -> bool:
@@ -694,7 +704,7 @@ class TransformerLM(nn.Module, LanguageModel):
         state = self.initial_state(ids.shape[0]) if state is None else self._check_state(state, ids.shape[0])
         start = state[0].shape[2]
         positions = self.positions(start, ids.shape[1], dtype=self.embedding.weight.dtype, device=ids.device)
-        x = self.dropout(self.embedding(ids) + positions)  # (batch, time, d_model)
+        x = self.dropout(self.embedding(ids) * self.embedding_scale + positions)  # (batch, time, d_model)
         cache = []
         for n, block in enumerate(self.blocks):
             x, keys, values = block.read(x, state[2 * n], state[2 * n + 1])

@@ -316,11 +316,29 @@ def test_the_lm_is_a_stack_of_pre_norm_encoder_layers_with_a_causal_mask_as_in_p
     for n, block in enumerate(model.blocks):
         reference.layers[n].load_state_dict(to_torch_state_dict(block.state_dict()))
     ids = torch.randint(0, 11, (2, 6), generator=torch.Generator().manual_seed(7))
-    x = model.embedding(ids) + sinusoidal_positions(6, D_MODEL, dtype=torch.float64)
+    x = model.embedding(ids) * math.sqrt(D_MODEL) + sinusoidal_positions(6, D_MODEL, dtype=torch.float64)
     hidden = reference(x, mask=_future(6), is_causal=True)
     expected = torch.log_softmax(model.readout(F.layer_norm(hidden, (D_MODEL,), model.norm.weight, model.norm.bias)),
                                  dim=-1)
     assert torch.allclose(model.sequence_log_probs(ids), expected, atol=1e-10)
+
+
+def test_the_lm_starts_as_gpt_2_with_tokens_on_the_scale_of_the_positions():
+    def std(parameter):
+        return float(parameter.detach().std())
+
+    learned = TransformerLM(TransformerLMConfig(2000, d_model=64, num_layers=4, positions="learned", max_context=500))
+    assert learned.embedding_scale == 1.0
+    assert math.isclose(std(learned.embedding.weight), 0.02, rel_tol=0.05)
+    assert math.isclose(std(learned.positions.weight), 0.02, rel_tol=0.05)
+    block = learned.blocks[0]
+    assert math.isclose(std(block.self_attention.in_proj_weight), 0.02, rel_tol=0.05)
+    assert math.isclose(std(block.feed_forward.linear2.weight), 0.02 / math.sqrt(8), rel_tol=0.05)
+    assert torch.all(block.norm1.weight == 1) and torch.all(block.self_attention.in_proj_bias == 0)
+    sinusoidal = TransformerLM(TransformerLMConfig(2000, d_model=64, num_layers=4))
+    token_norm = float((sinusoidal.embedding.weight.detach() * sinusoidal.embedding_scale).norm(dim=-1).mean())
+    position_norm = float(sinusoidal_positions(500, 64).norm(dim=-1).mean())  # √(d_model / 2): sin² + cos² = 1
+    assert 1.0 < token_norm / position_norm < 1.6  # the paper's √d_model E[w]: norm √d_model against √(d_model / 2)
 
 
 # ---------------------------------------------------------------------------------------------
