@@ -338,7 +338,33 @@ def test_the_lm_starts_as_gpt_2_with_tokens_on_the_scale_of_the_positions():
     sinusoidal = TransformerLM(TransformerLMConfig(2000, d_model=64, num_layers=4))
     token_norm = float((sinusoidal.embedding.weight.detach() * sinusoidal.embedding_scale).norm(dim=-1).mean())
     position_norm = float(sinusoidal_positions(500, 64).norm(dim=-1).mean())  # √(d_model / 2): sin² + cos² = 1
-    assert 1.0 < token_norm / position_norm < 1.6  # the paper's √d_model E[w]: norm √d_model against √(d_model / 2)
+    assert 1.0 < token_norm / position_norm < 1.6  # the paper's √d_model E[w] has norm √d_model
+
+
+def test_the_lm_learns_to_continue_a_period_and_generates_it_from_its_cache():
+    """Next token = the token three back: attention to a relative position, learned in 150 steps."""
+    torch.manual_seed(0)
+    model = TransformerLM(TransformerLMConfig(8, d_model=32, num_heads=2, num_layers=2, positions="learned",
+                                              max_context=16))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(150):
+        periods = torch.randint(2, 8, (16, 3), generator=generator)
+        ids = torch.cat([torch.ones(16, 1, dtype=torch.long), periods.repeat(1, 4)], dim=1)
+        loss = -model.token_log_probs(ids)[:, 3:].mean()  # from the 4th token on, the past decides
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < 0.1
+    model.eval()
+    with torch.no_grad():
+        log_probs, state = model.read(torch.tensor([[1, 5, 2, 7]]), model.initial_state(1))
+        token, generated = log_probs[:, -1].argmax(-1), []
+        for _ in range(8):
+            generated.append(int(token))
+            log_probs, state = model.step(token, state)
+            token = log_probs.argmax(-1)
+    assert generated == [5, 2, 7, 5, 2, 7, 5, 2]
 
 
 # ---------------------------------------------------------------------------------------------
