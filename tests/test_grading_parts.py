@@ -244,18 +244,31 @@ def test_hidden_case_sets_may_not_take_public_names():
 
 # --- guards that cannot quietly go, and text that cannot forge a line --------------------------------
 
+GUARDED_ENTRY_POINTS = """
+import pytest, torch
+from course_lib.grading.forbidden import ForbiddenCall, Guards
+guards = Guards()
+assert guards.install(["torch.lstm_cell"]) == {}
+x, cell = torch.zeros(1, 2), torch.nn.LSTMCell(2, 2)
+calls = [lambda: torch.lstm_cell(x, (x, x), cell.weight_ih, cell.weight_hh),
+         lambda: torch._VF.lstm_cell(x, (x, x), cell.weight_ih, cell.weight_hh),
+         lambda: torch.ops.aten.lstm_cell(x, [x, x], cell.weight_ih, cell.weight_hh),
+         lambda: cell(x)]  # the layer calls torch._VF.lstm_cell
+for index, call in enumerate(calls):
+    with guards.armed(["torch.lstm_cell"]), pytest.raises(ForbiddenCall):
+        call()
+assert cell(x)[0].shape == (1, 2)  # unarmed: the same calls work
+print("guarded")
+"""
+
+
 def test_a_forbidden_torch_operator_is_guarded_at_its_functional_entry_points():
-    guards = Guards()
-    assert guards.install(["torch.lstm_cell"]) == {}
-    x, cell = torch.zeros(1, 2), torch.nn.LSTMCell(2, 2)
-    calls = [lambda: torch.lstm_cell(x, (x, x), cell.weight_ih, cell.weight_hh),
-             lambda: torch._VF.lstm_cell(x, (x, x), cell.weight_ih, cell.weight_hh),
-             lambda: torch.ops.aten.lstm_cell(x, [x, x], cell.weight_ih, cell.weight_hh),
-             lambda: cell(x)]  # the layer calls torch._VF.lstm_cell
-    for call in calls:
-        with guards.armed(["torch.lstm_cell"]), pytest.raises(ForbiddenCall):
-            call()
-    assert cell(x)[0].shape == (1, 2)  # unarmed: the same calls work
+    # In a fresh interpreter: a grading process holds one set of guards, and this test's process
+    # may already hold the in-notebook check()'s, installed by earlier tests.
+    import subprocess
+    done = subprocess.run([sys.executable, "-c", GUARDED_ENTRY_POINTS], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "guarded", done.stderr[-2000:]
 
 
 def test_a_removed_or_rewired_guard_is_put_back_and_reported(library):
