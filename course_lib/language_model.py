@@ -10,7 +10,8 @@ for it in two forms, both as **natural-log probabilities over token ids** ``0 ..
 * the incremental form, one token at a time: ``step(tokens (batch,), state) -> (log_probs (batch,
   vocab), state)``. The state is whatever the model carries from one token to the next: the last
   n-1 ids of a fixed-window or n-gram model, the hidden state of a recurrent network, the key-value
-  cache of a Transformer (Chapter 13). ``initial_state(batch_size)`` is the state before any token.
+  cache of a Transformer (``course_lib.transformer.TransformerLM``'s, the one cache of the package).
+  ``initial_state(batch_size)`` is the state before any token.
 * the whole-sequence form, ``sequence_log_probs(ids (batch, time)) -> (batch, time, vocab)``: entry
   ``[b, t]`` is ``log P(. | ids[b, :t+1])``. By default it is the loop over ``step``; a model that
   can compute every position at once (a fixed window, a recurrent layer over a whole sequence, a

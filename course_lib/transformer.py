@@ -357,6 +357,21 @@ class _ResidualLayer(nn.Module):
         total = x + dropout(sublayer_output)
         return total if self.norm_first else norm(total)
 
+    def self_attention_sublayer(self, x: Tensor, mask: Tensor | None, causal: bool, trace: dict | None) -> Tensor:
+        """The first sublayer of every layer: self-attention, its residual and its norm (``norm1``)."""
+        attended = self.self_attention(self.sublayer_input(x, self.norm1), mask=mask, causal=causal,
+                                       trace=_child(trace, "self_attention"))
+        x = self.add_residual(x, attended, self.norm1, self.dropout1)
+        _record(trace, "after_self_attention", x)
+        return x
+
+    def feed_forward_sublayer(self, x: Tensor, norm: LayerNorm, dropout: nn.Dropout, trace: dict | None) -> Tensor:
+        """The last sublayer of every layer: the feed-forward network, its residual and its norm."""
+        transformed = self.feed_forward(self.sublayer_input(x, norm), trace=_child(trace, "feed_forward"))
+        x = self.add_residual(x, transformed, norm, dropout)
+        _record(trace, "output", x)
+        return x
+
 
 class EncoderLayer(_ResidualLayer):
     """Self-attention, then the feed-forward network, each in a residual connection with a layer norm
@@ -375,14 +390,8 @@ class EncoderLayer(_ResidualLayer):
 
     def forward(self, x: Tensor, mask: Tensor | None = None, *, causal: bool = False,
                 trace: dict | None = None) -> Tensor:
-        attended = self.self_attention(self.sublayer_input(x, self.norm1), mask=mask, causal=causal,
-                                       trace=_child(trace, "self_attention"))
-        x = self.add_residual(x, attended, self.norm1, self.dropout1)
-        _record(trace, "after_self_attention", x)
-        transformed = self.feed_forward(self.sublayer_input(x, self.norm2), trace=_child(trace, "feed_forward"))
-        x = self.add_residual(x, transformed, self.norm2, self.dropout2)
-        _record(trace, "output", x)
-        return x
+        x = self.self_attention_sublayer(x, mask, causal, trace)
+        return self.feed_forward_sublayer(x, self.norm2, self.dropout2, trace)
 
 
 class DecoderLayer(_ResidualLayer):
@@ -403,18 +412,12 @@ class DecoderLayer(_ResidualLayer):
 
     def forward(self, x: Tensor, memory: Tensor, self_mask: Tensor | None = None,
                 memory_mask: Tensor | None = None, *, causal: bool = True, trace: dict | None = None) -> Tensor:
-        attended = self.self_attention(self.sublayer_input(x, self.norm1), mask=self_mask, causal=causal,
-                                       trace=_child(trace, "self_attention"))
-        x = self.add_residual(x, attended, self.norm1, self.dropout1)
-        _record(trace, "after_self_attention", x)
+        x = self.self_attention_sublayer(x, self_mask, causal, trace)
         looked_up = self.cross_attention(self.sublayer_input(x, self.norm2), memory, mask=memory_mask,
                                          trace=_child(trace, "cross_attention"))
         x = self.add_residual(x, looked_up, self.norm2, self.dropout2)
         _record(trace, "after_cross_attention", x)
-        transformed = self.feed_forward(self.sublayer_input(x, self.norm3), trace=_child(trace, "feed_forward"))
-        x = self.add_residual(x, transformed, self.norm3, self.dropout3)
-        _record(trace, "output", x)
-        return x
+        return self.feed_forward_sublayer(x, self.norm3, self.dropout3, trace)
 
 
 class DecoderBlock(EncoderLayer):
