@@ -6,14 +6,14 @@ For a corpus of candidate translations ``c`` with reference translations ``r``::
            ─────────────────────────────────────────────────────────────────     clipped precision
                    Σ_sentences Σ_{g ∈ n-grams(c)} count_c(g)
 
-    BP   = 1                    if C > R                                        brevity penalty
-           exp(1 - R / C)       if C <= R   (C, R: candidate and reference lengths over the corpus)
+    BP   = 1                    if L_c > L_r                                    brevity penalty
+           exp(1 - L_r / L_c)   if L_c <= L_r   (candidate and reference lengths over the corpus)
 
     BLEU = BP · exp( (1/N) Σ_{n=1..N} log p_n )                                 N = 4 usually
 
 Clipping stops a candidate from earning credit by repeating a correct word; the brevity penalty
 stops it from earning credit by saying only the words it is sure of. With several references per
-sentence, ``R`` takes the reference length closest to the candidate's (the shorter on a tie).
+sentence, ``L_r`` counts the reference length closest to the candidate's (the shorter on a tie).
 
 Scores are on sacrebleu's 0-100 scale, and equal ``sacrebleu.corpus_bleu`` on the same
 already-tokenised text (``tokenize="none"``, ``smooth_method="none"`` or ``"exp"``).
@@ -48,7 +48,7 @@ def clipped_matches(candidate: Sequence[str], references: Sequence[Sequence[str]
 
 
 def brevity_penalty(candidate_length: int, reference_length: int) -> float:
-    """``1`` if the candidates are longer than the references, else ``exp(1 - R/C)`` (0 for ``C = 0``)."""
+    """``1`` if the candidates are longer than the references, else ``exp(1 - L_r/L_c)`` (0 for ``L_c = 0``)."""
     if candidate_length > reference_length:
         return 1.0
     return math.exp(1.0 - reference_length / candidate_length) if candidate_length > 0 else 0.0
@@ -73,7 +73,7 @@ class BLEUScore:
     def __str__(self) -> str:
         precisions = "/".join(f"{p:.1f}" for p in self.precisions)
         return (f"BLEU = {self.score:.2f} {precisions} (BP = {self.brevity_penalty:.3f}, "
-                f"C = {self.candidate_length}, R = {self.reference_length})")
+                f"L_c = {self.candidate_length}, L_r = {self.reference_length})")
 
 
 def corpus_bleu(candidates: Sequence[Sequence[str]], references: Sequence[Sequence[str]] | Sequence[Sequence[Sequence[str]]],
