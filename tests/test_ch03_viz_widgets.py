@@ -193,7 +193,7 @@ def test_the_explorer_follows_its_controls(model, vocabulary):
     assert isinstance(explorer, TemperatureExplorer)
     first = explorer.table
     assert first == fixed_window_next_token_table(model, vocabulary, "She had a", k=5)
-    assert "temperature T = 1.00" in explorer.table_view.value and first.tokens[0] in explorer.table_view.value
+    assert "temperature τ = 1.00" in explorer.table_view.value and first.tokens[0] in explorer.table_view.value
 
     explorer.temperature.value = 3.0
     hot = explorer.table

@@ -96,7 +96,7 @@ class TemperatureExplorer(widgets.VBox):
         try:
             self.table = self._next_tokens(self.context.value, self.top_k.value, self.temperature.value)
             self.message = ""
-            self.table_view.value = (f"<div>temperature T = {self.temperature.value:.2f}</div>"
+            self.table_view.value = (f"<div>temperature τ = {self.temperature.value:.2f}</div>"
                                      + table_html(self.table))
         except ValueError as error:
             self.table, self.message = None, str(error)
@@ -110,8 +110,8 @@ def temperature_explorer(next_tokens: NextTokenFunction, *, context: str = "She 
 
     next_tokens : ``next_tokens(context_text, k, temperature) -> NextTokenTable``, e.g.
         ``functools.partial(fixed_window_next_token_table, model, vocabulary)``.
-    Dividing the logits by a temperature T before the softmax sharpens the distribution (T < 1)
-    or flattens it (T > 1); the decoding chapter builds sampling strategies on it.
+    Dividing the logits by a temperature τ before the softmax sharpens the distribution (τ < 1)
+    or flattens it (τ > 1); the decoding chapter builds sampling strategies on it.
     """
     if not callable(next_tokens):
         raise ArgumentError(f"next_tokens must be a function (context, k, temperature) -> NextTokenTable, "
