@@ -198,7 +198,7 @@ def test_the_explorer_follows_its_controls(model, vocabulary):
     explorer.temperature.value = 3.0
     hot = explorer.table
     assert hot.tokens[0] == first.tokens[0] and hot.probabilities[0] < first.probabilities[0]
-    assert "T = 3.00" in explorer.table_view.value
+    assert "τ = 3.00" in explorer.table_view.value
 
     explorer.top_k.value = 2
     assert len(explorer.table.rows) == 2
