@@ -238,43 +238,7 @@ def seeding_problems(notebook: nbformat.NotebookNode) -> list[str]:
     return []
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=notebook_id)
-def test_notebook_is_nbformat4_for_python3(path: Path):
-    problems = format_problems(load(path))
-    assert not problems, f"{notebook_id(path)}:\n" + "\n".join(problems)
-
-
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=notebook_id)
-def test_notebook_is_stored_fully_executed_without_errors(path: Path):
-    problems = execution_problems(load(path))
-    assert not problems, f"{notebook_id(path)}:\n" + "\n".join(problems)
-
-
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=notebook_id)
-def test_notebook_outputs_are_small(path: Path):
-    problems = output_size_problems(load(path))
-    assert not problems, f"{notebook_id(path)}:\n" + "\n".join(problems)
-
-
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=notebook_id)
-def test_notebook_seeds_everything_first(path: Path):
-    problems = seeding_problems(load(path))
-    assert not problems, f"{notebook_id(path)}:\n" + "\n".join(problems)
-
-
 # ------------------------------------------------------------------ book chapters
-
-@pytest.mark.parametrize("path", CHAPTERS, ids=notebook_id)
-def test_chapter_figures_fit_the_column_and_are_sharp(path: Path):
-    problems = figure_size_problems(load(path))
-    assert not problems, f"{notebook_id(path)}:\n" + "\n".join(problems)
-
-
-@pytest.mark.parametrize("path", CHAPTERS, ids=notebook_id)
-def test_chapter_code_and_printed_text_fit_the_column(path: Path):
-    problems = line_width_problems(load(path))
-    assert not problems, f"{notebook_id(path)}: wrap or shorten these lines\n" + "\n".join(problems)
-
 
 def headings(notebook: nbformat.NotebookNode) -> list[tuple[int, str]]:
     """(level, text) of every Markdown heading, in order; headings inside code blocks do not count."""
@@ -337,22 +301,26 @@ def course_lib_problems(notebook: nbformat.NotebookNode) -> list[str]:
     return ["the chapter never imports course_lib: its code should use the tested implementations"]
 
 
-@pytest.mark.parametrize("path", CHAPTERS, ids=notebook_id)
-def test_chapter_has_title_summary_exercises_and_references(path: Path):
-    problems = structure_problems(load(path))
-    assert not problems, f"{notebook_id(path)}:\n" + "\n".join(problems)
+# What every notebook keeps, and what every book chapter keeps besides: (convention, check, notebooks).
+CONVENTIONS = [
+    ("is nbformat 4 for Python 3", format_problems, NOTEBOOKS),
+    ("is stored fully executed, without errors", execution_problems, NOTEBOOKS),
+    ("has small outputs", output_size_problems, NOTEBOOKS),
+    ("seeds everything first", seeding_problems, NOTEBOOKS),
+    ("has figures that fit the column and are sharp", figure_size_problems, CHAPTERS),
+    ("has code and printed lines that fit the column (wrap or shorten these)", line_width_problems, CHAPTERS),
+    ("has a title, a summary, exercises and references", structure_problems, CHAPTERS),
+    ("has a figure", figure_problems, CHAPTERS),
+    ("uses course_lib", course_lib_problems, CHAPTERS),
+]
 
 
-@pytest.mark.parametrize("path", CHAPTERS, ids=notebook_id)
-def test_chapter_has_a_figure(path: Path):
-    problems = figure_problems(load(path))
-    assert not problems, f"{notebook_id(path)}:\n" + "\n".join(problems)
-
-
-@pytest.mark.parametrize("path", CHAPTERS, ids=notebook_id)
-def test_chapter_uses_course_lib(path: Path):
-    problems = course_lib_problems(load(path))
-    assert not problems, f"{notebook_id(path)}:\n" + "\n".join(problems)
+@pytest.mark.parametrize("convention, problems_of, path", [
+    pytest.param(convention, problems_of, path, id=f"{notebook_id(path)}: {convention.split(' (')[0]}")
+    for convention, problems_of, paths in CONVENTIONS for path in paths])
+def test_notebook_keeps_the_convention(convention: str, problems_of, path: Path):
+    problems = problems_of(load(path))
+    assert not problems, f"{notebook_id(path)} {convention}? No:\n" + "\n".join(problems)
 
 
 def test_every_book_notebook_is_a_numbered_chapter():
