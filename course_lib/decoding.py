@@ -1,0 +1,415 @@
+"""Decoding: from the next-token distribution to text (Chapter 8).
+
+A language model gives ``P(. | x_1 .. x_t)``; decoding chooses the tokens. Everything here runs
+through the protocol's incremental form (:mod:`course_lib.language_model`: ``initial_state``,
+``read``, ``step``, ``select_state``), so the n-gram models, the recurrent LMs, the Transformer LM
+and Chapter 6's conditioned decoder (``Seq2Seq.conditioned_on``) all decode the same way.
+
+* **Logits processors** reshape the next-token scores before a choice. Each is a small callable
+  ``(logits (batch, vocab), generated (batch, t)) -> logits (batch, vocab)`` that never modifies
+  its input in place; a list of them is applied left to right (:func:`process`). The scores they
+  receive are the model's log-probabilities, which are logits up to a constant per row:
+  temperature, top-k, top-p and the frequency and presence penalties do not see the difference;
+  CTRL's repetition penalty does (on log-probabilities, all ``<= 0``, it always multiplies by θ).
+* **Greedy and sampling** (:func:`generate`): ``argmax`` of the processed scores, or a draw from
+  ``softmax`` of them with an explicit, seeded ``torch.Generator``. :func:`sample` builds the
+  usual processors from their names; ``temperature=0`` is greedy.
+* **Beam search** (:func:`beam_search`) keeps the ``b`` most probable partial sequences.
+* **Stopping** (:class:`Stopping`): a maximum number of tokens, stop tokens, stop strings.
+
+What the penalties count: ``generated`` holds the tokens produced after the prompt. The prompt is
+the reader's text, whose words the continuation should be free to talk about; a penalty is there
+to stop the model repeating *itself* (the OpenAI API's frequency and presence penalties count the
+sampled tokens only). ``transformers`` counts the prompt in its repetition penalty by default:
+``generate(..., penalise_prompt=True)`` does the same.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from course_lib import checks
+from course_lib.language_model import LanguageModel
+from course_lib.runtime import evaluation_mode
+
+__all__ = [
+    "FrequencyPresencePenalty", "Hypothesis", "Processor", "RepetitionPenalty", "Stopping", "Temperature",
+    "TopK", "TopP", "beam_search", "generate", "greedy", "process", "sample", "sampling_processors",
+]
+
+Processor = Callable[[Tensor, Tensor], Tensor]
+NEG_INF = -math.inf
+
+
+# ---------------------------------------------------------------------------------------------
+# Logits processors
+# ---------------------------------------------------------------------------------------------
+class Temperature:
+    """``P_τ(w) = softmax(z / τ)_w``: τ < 1 sharpens the distribution, τ > 1 flattens it, τ -> 0
+    tends to greedy (which :func:`sample` gives for ``temperature=0``; here τ must be > 0)."""
+
+    def __init__(self, temperature: float) -> None:
+        self.temperature = checks.number("temperature", temperature, above=0.0,
+                                         what="a positive number (for greedy decoding use temperature=0 in "
+                                              "sample, or greedy)")
+
+    def __call__(self, logits: Tensor, generated: Tensor) -> Tensor:
+        return logits / self.temperature
+
+
+class TopK:
+    """Top-k: keep the k highest scores, ``z'_w = z_w`` if ``z_w >= z_(k)`` (the k-th largest) else −∞.
+
+    Tokens tied with the k-th score are all kept (no tie is broken arbitrarily), so more than k may
+    remain; ``k`` larger than the vocabulary keeps everything. ``min_tokens_to_keep`` raises k.
+    """
+
+    def __init__(self, k: int, min_tokens_to_keep: int = 1) -> None:
+        self.k = max(checks.positive_int("k", k), checks.positive_int("min_tokens_to_keep", min_tokens_to_keep))
+
+    def __call__(self, logits: Tensor, generated: Tensor) -> Tensor:
+        k = min(self.k, logits.shape[-1])
+        kth_largest = logits.topk(k, dim=-1).values[..., -1:]          # (batch, 1)
+        return logits.masked_fill(logits < kth_largest, NEG_INF)
+
+
+class TopP:
+    """Nucleus (top-p) sampling: keep the smallest set of most probable tokens whose mass reaches p,
+
+        V_p = the fewest top tokens with  sum_{w in V_p} P(w) >= p,     z'_w = z_w if w in V_p else −∞.
+
+    Computed from the other end, as ``transformers`` does: sort the probabilities in ascending
+    order and drop every token whose cumulative mass (itself and all smaller ones) is ``<= 1 − p``;
+    what remains has mass ``>= p``. Among tokens tied at the boundary, which survive follows that
+    sort. The ``min_tokens_to_keep`` most probable tokens always survive. ``p = 1`` keeps every token
+    of non-zero probability; p must be in (0, 1].
+    """
+
+    def __init__(self, p: float, min_tokens_to_keep: int = 1) -> None:
+        self.p = checks.number("top_p", p, above=0.0, maximum=1.0, what="a number in (0, 1]")
+        self.min_tokens_to_keep = checks.positive_int("min_tokens_to_keep", min_tokens_to_keep)
+
+    def __call__(self, logits: Tensor, generated: Tensor) -> Tensor:
+        ascending, order = torch.sort(logits, dim=-1)
+        mass_up_to = ascending.softmax(dim=-1).cumsum(dim=-1)           # (batch, vocab)
+        dropped = mass_up_to <= 1 - self.p
+        dropped[..., -self.min_tokens_to_keep:] = False                 # the most probable stay
+        return logits.masked_fill(dropped.scatter(-1, order, dropped), NEG_INF)
+
+
+def _counts(generated: Tensor, vocab_size: int, dtype: torch.dtype) -> Tensor:
+    """``c_w``: how often each token occurs in each row of ``generated (batch, t)`` -> ``(batch, vocab)``."""
+    counts = torch.zeros(generated.shape[0], vocab_size, dtype=dtype, device=generated.device)
+    return counts.scatter_add_(1, generated.long(), torch.ones_like(generated, dtype=dtype))
+
+
+class FrequencyPresencePenalty:
+    """Lower the scores of tokens already generated::
+
+        z'_w = z_w − c_w · α_freq − [c_w > 0] · α_pres
+
+    where ``c_w`` counts ``w`` in ``generated``: the frequency penalty grows with every repetition,
+    the presence penalty is paid once a token has appeared at all. Negative α encourage repetition.
+    """
+
+    def __init__(self, frequency: float = 0.0, presence: float = 0.0) -> None:
+        self.frequency = checks.finite_number("frequency", frequency)
+        self.presence = checks.finite_number("presence", presence)
+
+    def __call__(self, logits: Tensor, generated: Tensor) -> Tensor:
+        counts = _counts(generated, logits.shape[-1], logits.dtype)
+        return logits - counts * self.frequency - (counts > 0).to(logits.dtype) * self.presence
+
+
+class RepetitionPenalty:
+    """CTRL's repetition penalty (Keskar et al., 2019), for every token ``w`` already generated::
+
+        z'_w = z_w / θ   if z_w > 0,     z'_w = z_w · θ   otherwise
+
+    so θ > 1 makes a seen token less likely whatever the sign of its score (θ = 1: no change,
+    θ < 1: a reward). Applied once per token, however often it occurred.
+    """
+
+    def __init__(self, theta: float) -> None:
+        self.theta = checks.positive_number("theta", theta)
+
+    def __call__(self, logits: Tensor, generated: Tensor) -> Tensor:
+        seen = _counts(generated, logits.shape[-1], logits.dtype) > 0
+        penalised = torch.where(logits > 0, logits / self.theta, logits * self.theta)
+        return torch.where(seen, penalised, logits)
+
+
+def process(logits: Tensor, generated: Tensor, processors: Sequence[Processor] = ()) -> Tensor:
+    """Apply ``processors`` left to right: ``(batch, vocab)``, ``(batch, t)`` -> ``(batch, vocab)``."""
+    for processor in processors:
+        logits = processor(logits, generated)
+    return logits
+
+
+def sampling_processors(*, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+                        frequency_penalty: float = 0.0, presence_penalty: float = 0.0,
+                        repetition_penalty: float = 1.0, min_tokens_to_keep: int = 1) -> list[Processor]:
+    """The usual chain: penalties first (they act on the model's scores), then temperature, then
+    the truncations top-k and top-p (on the tempered distribution). Neutral settings are left out."""
+    processors: list[Processor] = []
+    if frequency_penalty or presence_penalty:
+        processors.append(FrequencyPresencePenalty(frequency_penalty, presence_penalty))
+    if checks.positive_number("repetition_penalty", repetition_penalty) != 1.0:
+        processors.append(RepetitionPenalty(repetition_penalty))
+    if checks.positive_number("temperature", temperature) != 1.0:
+        processors.append(Temperature(temperature))
+    if top_k is not None:
+        processors.append(TopK(top_k, min_tokens_to_keep))
+    if top_p is not None:
+        processors.append(TopP(top_p, min_tokens_to_keep))
+    return processors
+
+
+# ---------------------------------------------------------------------------------------------
+# Stopping criteria
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Stopping:
+    """When a sequence is finished: after ``max_tokens`` generated tokens, after a token of
+    ``stop_ids`` (which is not returned), or once the text of the generated tokens,
+    ``detokenize(ids)``, contains one of ``stop_strings`` (the tokens up to and including the one
+    that completed it are returned; a string may span several tokens)."""
+
+    max_tokens: int
+    stop_ids: tuple[int, ...] = ()
+    stop_strings: tuple[str, ...] = ()
+    detokenize: Callable[[list[int]], str] | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        checks.non_negative_int("max_tokens", self.max_tokens)
+        object.__setattr__(self, "stop_ids", tuple(checks.non_negative_int("a stop id", i) for i in self.stop_ids))
+        strings = (self.stop_strings,) if isinstance(self.stop_strings, str) else self.stop_strings
+        object.__setattr__(self, "stop_strings", tuple(checks.text("a stop string", s) for s in strings))
+        if self.stop_strings and not callable(self.detokenize):
+            raise checks.ArgumentError("stop_strings need detokenize, a function from a list of ids to text")
+
+    def is_stop_id(self, token: int) -> bool:
+        return token in self.stop_ids
+
+    def reached_stop_string(self, generated: list[int]) -> bool:
+        if not self.stop_strings:
+            return False
+        text = self.detokenize(generated)
+        return any(stop in text for stop in self.stop_strings)
+
+
+# ---------------------------------------------------------------------------------------------
+# Greedy search and sampling
+# ---------------------------------------------------------------------------------------------
+def _prompt_tensor(model: LanguageModel, prompt: object) -> Tensor:
+    """A ``(batch, time)`` id tensor from one list of ids or from a tensor of rows of equal length."""
+    if isinstance(prompt, Tensor):
+        ids = prompt if prompt.dim() == 2 else prompt.reshape(1, -1)
+    elif isinstance(prompt, Sequence) and not isinstance(prompt, str):
+        ids = checks.token_ids("prompt", list(prompt)).reshape(1, -1)
+    else:
+        raise checks.ArgumentError("prompt must be a list of ids (one sequence) or a (batch, time) tensor of ids, "
+                                   f"starting with the start symbol; got {type(prompt).__name__}")
+    return model.check_ids(ids)
+
+
+def _read_prompt(model: LanguageModel, prompt: Tensor):
+    """Read the whole prompt: ``(log P(. | prompt) (batch, vocab), state)``."""
+    log_probs, state = model.read(prompt, model.initial_state(prompt.shape[0]))
+    return log_probs[:, -1], state
+
+
+def generate(model: LanguageModel, prompt: Sequence[int] | Tensor, stopping: Stopping, *,
+             processors: Sequence[Processor] = (), generator: torch.Generator | None = None,
+             penalise_prompt: bool = False) -> list[list[int]]:
+    """Decode token by token: ``x_{t+1} = argmax_w z'_w`` (greedy, ``generator=None``) or
+    ``x_{t+1} ~ softmax(z')`` drawn with ``generator``, where ``z' = process(log P(. | x_1..x_t))``.
+
+    ``prompt`` is one list of ids or a ``(batch, time)`` tensor, starting with the start symbol.
+    Returns, per row, the generated ids (without a stop id); each row stops by ``stopping``.
+    ``penalise_prompt`` lets the processors count the prompt's tokens too (module docstring).
+    """
+    if not isinstance(stopping, Stopping):
+        raise checks.ArgumentError(f"stopping must be a Stopping, got {type(stopping).__name__}")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise checks.ArgumentError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+    with evaluation_mode(model):
+        prompt = _prompt_tensor(model, prompt)
+        batch = prompt.shape[0]
+        generated = [[] for _ in range(batch)]
+        history = prompt if penalise_prompt else prompt[:, :0]       # what the processors count
+        finished = [stopping.max_tokens == 0] * batch
+        log_probs, state = _read_prompt(model, prompt)
+        while not all(finished):
+            scores = process(log_probs, history, processors)
+            tokens = _choose(scores, generator, generated)
+            for row, token in enumerate(tokens.tolist()):
+                if finished[row]:
+                    continue
+                if stopping.is_stop_id(token):
+                    finished[row] = True
+                    continue
+                generated[row].append(token)
+                finished[row] = (len(generated[row]) >= stopping.max_tokens
+                                 or stopping.reached_stop_string(generated[row]))
+            if all(finished):
+                break
+            history = torch.cat([history, tokens[:, None].to(history.device)], dim=1)
+            log_probs, state = model.step(tokens, state)
+    return generated
+
+
+def _choose(scores: Tensor, generator: torch.Generator | None, generated: list[list[int]]) -> Tensor:
+    """The argmax, or one draw from ``softmax(scores)``, per row: ``(batch, vocab)`` -> ``(batch,)``."""
+    probabilities = torch.softmax(scores.double(), dim=-1)
+    impossible = ~torch.isfinite(probabilities).all(dim=-1)
+    if bool(impossible.any()):
+        row = int(impossible.nonzero()[0])
+        raise ValueError(f"no token has any probability left after {generated[row]} (row {row}): the model "
+                         "gives none (an n-gram model without smoothing in an unseen context?) or the "
+                         "processors removed every token")
+    if generator is None:
+        return scores.argmax(dim=-1)
+    return torch.multinomial(probabilities.cpu(), 1, generator=generator)[:, 0].to(scores.device)
+
+
+def greedy(model: LanguageModel, prompt: Sequence[int] | Tensor, *, max_tokens: int,
+           stop_ids: Sequence[int] = (), processors: Sequence[Processor] = ()) -> list[list[int]]:
+    """Greedy search, ``x_{t+1} = argmax_w P(w | x_1..x_t)``: :func:`generate` without a generator."""
+    return generate(model, prompt, Stopping(max_tokens, tuple(stop_ids)), processors=processors)
+
+
+def sample(model: LanguageModel, prompt: Sequence[int] | Tensor, *, max_tokens: int, seed: int = 0,
+           stop_ids: Sequence[int] = (), stop_strings: Sequence[str] = (),
+           detokenize: Callable[[list[int]], str] | None = None, temperature: float = 1.0,
+           top_k: int | None = None, top_p: float | None = None, frequency_penalty: float = 0.0,
+           presence_penalty: float = 0.0, repetition_penalty: float = 1.0,
+           min_tokens_to_keep: int = 1) -> list[list[int]]:
+    """Sample with the usual processors (:func:`sampling_processors`) from a generator seeded with
+    ``seed``. ``temperature=0`` is the limit τ -> 0 of ``softmax(z/τ)``: greedy search.
+
+    With no processor and one prompt, the draws are those of
+    :func:`course_lib.language_model.sample` with the same seed (``torch.multinomial`` on the same
+    generator), the ancestral sampler of the earlier chapters."""
+    temperature = checks.number("temperature", temperature, minimum=0.0,
+                                what="a number >= 0 (0 is greedy decoding)")
+    stopping = Stopping(max_tokens, tuple(stop_ids), tuple(stop_strings), detokenize)
+    settings = dict(top_k=top_k, top_p=top_p, frequency_penalty=frequency_penalty,
+                    presence_penalty=presence_penalty, repetition_penalty=repetition_penalty,
+                    min_tokens_to_keep=min_tokens_to_keep)
+    if temperature == 0:
+        processors = sampling_processors(**settings)   # argmax: the truncations change nothing, penalties do
+        return generate(model, prompt, stopping, processors=processors)
+    processors = sampling_processors(temperature=temperature, **settings)
+    generator = torch.Generator().manual_seed(checks.non_negative_int("seed", seed))
+    return generate(model, prompt, stopping, processors=processors, generator=generator)
+
+
+# ---------------------------------------------------------------------------------------------
+# Beam search
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Hypothesis:
+    """A finished sequence of beam search: its ``tokens`` (with the end token if it ended with
+    one), ``log_prob = log P(tokens | prompt)`` and the ranking ``score = log_prob / |tokens|^α``."""
+
+    tokens: tuple[int, ...]
+    log_prob: float
+    score: float
+
+
+def beam_search(model: LanguageModel, prompt: Sequence[int] | Tensor, *, beam_width: int, max_tokens: int,
+                eos_id: int | None = None, length_penalty: float = 0.0,
+                num_return: int = 1) -> list[list[Hypothesis]]:
+    """Beam search: keep the ``b = beam_width`` most probable partial sequences at every step.
+
+    Step t extends each of the ``b`` live sequences by every token, ``log P(y_1..y_t) =
+    log P(y_1..y_{t-1}) + log P(y_t | y_<t)``, and ranks the ``b·V`` candidates by it. A candidate
+    ending in ``eos_id`` that ranks among the best ``b`` is **finished**: it joins a pool of the
+    ``b`` best finished sequences, ranked by ``score(y) = log P(y) / |y|^α`` (α =
+    ``length_penalty`` >= 0; |y| counts the end token; α = 0 ranks by probability, α = 1 by
+    the mean log-probability per token, which favours longer outputs). The best ``b`` candidates
+    that do not end there are the next live beam.
+
+    Stopping: a row stops when its pool holds ``b`` sequences and no live sequence can still beat
+    the worst of them. Extending a sequence only lowers ``log P <= 0``, so the best any live
+    sequence can reach is ``log P_live / max_tokens^α``; the test is exact, not a heuristic. After
+    ``max_tokens`` steps the live sequences join the pool as they are. Returns, per prompt row, the
+    ``num_return`` best hypotheses, best first. A beam at least as wide as the number of
+    candidates finds the best sequence of all (tested against exhaustive search); a narrower one
+    is a heuristic and can even end below greedy search (also tested).
+    """
+    beam = checks.positive_int("beam_width", beam_width)
+    max_tokens = checks.positive_int("max_tokens", max_tokens)
+    alpha = checks.number("length_penalty", length_penalty, minimum=0.0)
+    num_return = checks.integer("num_return", num_return, minimum=1, maximum=beam)
+    if eos_id is not None:
+        eos_id = checks.integer("eos_id", eos_id, minimum=0, maximum=model.vocab_size - 1)
+    with evaluation_mode(model):
+        prompt = _prompt_tensor(model, prompt)
+        batch, vocab = prompt.shape[0], model.vocab_size
+        log_probs, state = _read_prompt(model, prompt)
+        # b copies of each row; only the first is live at the start, so no candidate comes twice
+        rows = torch.arange(batch).repeat_interleave(beam)
+        state, log_probs = model.select_state(state, rows), log_probs.index_select(0, rows.to(log_probs.device))
+        live_scores = torch.full((batch, beam), NEG_INF, dtype=torch.float64)
+        live_scores[:, 0] = 0.0
+        live_tokens = torch.zeros(batch, beam, 0, dtype=torch.long)
+        pools: list[list[Hypothesis]] = [[] for _ in range(batch)]
+        done = [False] * batch
+
+        def score(log_prob: float, length: int) -> float:
+            return log_prob / length ** alpha
+
+        for length in range(1, max_tokens + 1):
+            candidates = live_scores[:, :, None] + log_probs.double().cpu().view(batch, beam, vocab)
+            top_scores, top_index = candidates.view(batch, -1).topk(min(2 * beam, beam * vocab), dim=-1)
+            parents, tokens = top_index // vocab, top_index % vocab                  # (batch, 2b)
+            next_scores = torch.full((batch, beam), NEG_INF, dtype=torch.float64)
+            next_parents = torch.zeros(batch, beam, dtype=torch.long)
+            next_tokens = torch.zeros(batch, beam, dtype=torch.long)
+            for row in range(batch):
+                kept = 0
+                for rank in range(top_index.shape[1]):
+                    log_prob, parent, token = float(top_scores[row, rank]), int(parents[row, rank]), int(tokens[row, rank])
+                    if log_prob == NEG_INF or kept == beam:
+                        break
+                    if token == eos_id:
+                        if rank < beam and not done[row]:
+                            sequence = (*live_tokens[row, parent].tolist(), token)
+                            _add(pools[row], Hypothesis(sequence, log_prob, score(log_prob, length)), beam)
+                        continue
+                    next_scores[row, kept], next_parents[row, kept], next_tokens[row, kept] = log_prob, parent, token
+                    kept += 1
+                best_live = float(next_scores[row, 0])
+                reachable = NEG_INF if best_live == NEG_INF else score(best_live, max_tokens) if alpha else best_live
+                if len(pools[row]) == beam and pools[row][-1].score >= reachable:
+                    done[row] = True
+            live_scores = next_scores
+            live_tokens = torch.cat([live_tokens.gather(1, next_parents[:, :, None].expand(-1, -1, live_tokens.shape[2])),
+                                     next_tokens[:, :, None]], dim=2)
+            if all(done) or length == max_tokens:
+                break
+            flat_parents = (torch.arange(batch)[:, None] * beam + next_parents).flatten()
+            state = model.select_state(state, flat_parents)
+            log_probs, state = model.step(next_tokens.flatten().to(prompt.device), state)
+        for row in range(batch):
+            if done[row]:
+                continue
+            for slot in range(beam):
+                log_prob = float(live_scores[row, slot])
+                if log_prob > NEG_INF:
+                    sequence = tuple(live_tokens[row, slot].tolist())
+                    _add(pools[row], Hypothesis(sequence, log_prob, score(log_prob, len(sequence))), beam)
+    return [pool[:num_return] for pool in pools]
+
+
+def _add(pool: list[Hypothesis], hypothesis: Hypothesis, size: int) -> None:
+    """Insert into a pool kept sorted by score, best first, and at most ``size`` long."""
+    pool.append(hypothesis)
+    pool.sort(key=lambda h: h.score, reverse=True)
+    del pool[size:]
