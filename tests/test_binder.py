@@ -1,6 +1,6 @@
 """The Binder / JupyterHub environment files, tested the only way they can be offline.
 
-``binder/postBuild`` is run, as repo2docker runs it, in a fresh virtual environment that holds
+``.binder/postBuild`` is run, as repo2docker runs it, in a fresh virtual environment that holds
 nothing but pip; pip takes the pinned wheels from its local cache or the machine's wheel
 folders, so nothing large is downloaded. The new environment must import ``course_lib`` and
 run the first code cells of Chapter 1 with the same printed output as the stored notebook.
@@ -19,7 +19,7 @@ import nbformat
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-BINDER = REPO / "binder"
+BINDER = REPO / ".binder"
 CHAPTER = REPO / "book" / "01_ngrams.ipynb"
 FIRST_CELLS = 3
 SETUP_TIMEOUT_SECONDS = 1800
@@ -46,7 +46,7 @@ def stdout_of(cell: nbformat.NotebookNode) -> str:
 def test_binder_files_say_which_python_and_install_the_pinned_requirements_and_the_package():
     assert (BINDER / "runtime.txt").read_text().strip() == "python-3.11"
     post_build = (BINDER / "postBuild").read_text()
-    assert os.access(BINDER / "postBuild", os.X_OK), "binder/postBuild must be executable"
+    assert os.access(BINDER / "postBuild", os.X_OK), ".binder/postBuild must be executable"
     assert "-r requirements.txt" in post_build and "-e ." in post_build
     assert "torch==2.13.0" in (REPO / "requirements.txt").read_text().splitlines()
 
@@ -60,7 +60,7 @@ def test_a_fresh_environment_from_the_binder_files_runs_the_first_cells_of_chapt
     shell.pop("PYTHONPATH", None)
     setup = subprocess.run(["bash", str(BINDER / "postBuild")], cwd=REPO, env=shell, capture_output=True,
                            text=True, timeout=SETUP_TIMEOUT_SECONDS)
-    assert setup.returncode == 0, f"binder/postBuild failed:\n{setup.stdout[-2000:]}\n{setup.stderr[-4000:]}"
+    assert setup.returncode == 0, f".binder/postBuild failed:\n{setup.stdout[-2000:]}\n{setup.stderr[-4000:]}"
     print(f"binder environment built in {time.perf_counter() - started:.0f} s")
 
     driver = tmp_path / "run_first_cells.py"
