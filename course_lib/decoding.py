@@ -33,7 +33,7 @@ import torch
 from torch import Tensor
 
 from course_lib import checks
-from course_lib.language_model import LanguageModel
+from course_lib.language_model import LanguageModel, continue_sequences
 from course_lib.runtime import evaluation_mode
 
 __all__ = [
@@ -217,12 +217,6 @@ def _prompt_tensor(model: LanguageModel, prompt: object) -> Tensor:
     return model.check_ids(ids)
 
 
-def _read_prompt(model: LanguageModel, prompt: Tensor):
-    """Read the whole prompt: ``(log P(. | prompt) (batch, vocab), state)``."""
-    log_probs, state = model.read(prompt, model.initial_state(prompt.shape[0]))
-    return log_probs[:, -1], state
-
-
 def generate(model: LanguageModel, prompt: Sequence[int] | Tensor, stopping: Stopping, *,
              processors: Sequence[Processor] = (), generator: torch.Generator | None = None,
              penalise_prompt: bool = False) -> list[list[int]]:
@@ -232,45 +226,32 @@ def generate(model: LanguageModel, prompt: Sequence[int] | Tensor, stopping: Sto
     ``prompt`` is one list of ids or a ``(batch, time)`` tensor, starting with the start symbol.
     Returns, per row, the generated ids (without a stop id); each row stops by ``stopping``.
     ``penalise_prompt`` lets the processors count the prompt's tokens too (module docstring).
+    The loop is the protocol's :func:`~course_lib.language_model.continue_sequences`, the one
+    the ancestral sampler of the earlier chapters runs on.
     """
     if not isinstance(stopping, Stopping):
         raise checks.ArgumentError(f"stopping must be a Stopping, got {type(stopping).__name__}")
     if generator is not None and not isinstance(generator, torch.Generator):
         raise checks.ArgumentError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
-    with evaluation_mode(model):
-        prompt = _prompt_tensor(model, prompt)
-        batch = prompt.shape[0]
-        generated = [[] for _ in range(batch)]
-        history = prompt if penalise_prompt else prompt[:, :0]       # what the processors count
-        finished = [stopping.max_tokens == 0] * batch
-        log_probs, state = _read_prompt(model, prompt)
-        while not all(finished):
-            scores = process(log_probs, history, processors)
-            tokens = _choose(scores, generator, generated)
-            for row, token in enumerate(tokens.tolist()):
-                if finished[row]:
-                    continue
-                if stopping.is_stop_id(token):
-                    finished[row] = True
-                    continue
-                generated[row].append(token)
-                finished[row] = (len(generated[row]) >= stopping.max_tokens
-                                 or stopping.reached_stop_string(generated[row]))
-            if all(finished):
-                break
-            history = torch.cat([history, tokens[:, None].to(history.device)], dim=1)
-            log_probs, state = model.step(tokens, state)
-    return generated
+    prompt = _prompt_tensor(model, prompt)
+
+    def choose(log_probs: Tensor, chosen: Tensor) -> Tensor:
+        history = torch.cat([prompt.to(chosen.device), chosen], dim=1) if penalise_prompt else chosen
+        return _choose(process(log_probs, history, processors), generator, history)
+
+    ends = stopping.reached_stop_string if stopping.stop_strings else None
+    return continue_sequences(model, prompt, choose, max_tokens=stopping.max_tokens,
+                              stop_ids=stopping.stop_ids, ends=ends)
 
 
-def _choose(scores: Tensor, generator: torch.Generator | None, generated: list[list[int]]) -> Tensor:
+def _choose(scores: Tensor, generator: torch.Generator | None, history: Tensor) -> Tensor:
     """The argmax, or one draw from ``softmax(scores)``, per row: ``(batch, vocab)`` -> ``(batch,)``."""
     probabilities = torch.softmax(scores.double(), dim=-1)
     impossible = ~torch.isfinite(probabilities).all(dim=-1)
     if bool(impossible.any()):
         row = int(impossible.nonzero()[0])
-        raise ValueError(f"no token has any probability left after {generated[row]} (row {row}): the model "
-                         "gives none (an n-gram model without smoothing in an unseen context?) or the "
+        raise ValueError(f"no token has any probability left after {history[row].tolist()} (row {row}): the "
+                         "model gives none (an n-gram model without smoothing in an unseen context?) or the "
                          "processors removed every token")
     if generator is None:
         return scores.argmax(dim=-1)
@@ -352,7 +333,8 @@ def beam_search(model: LanguageModel, prompt: Sequence[int] | Tensor, *, beam_wi
     with evaluation_mode(model):
         prompt = _prompt_tensor(model, prompt)
         batch, vocab = prompt.shape[0], model.vocab_size
-        log_probs, state = _read_prompt(model, prompt)
+        log_probs, state = model.read(prompt, model.initial_state(batch))
+        log_probs = log_probs[:, -1]                                                  # (batch, vocab)
         # b copies of each row; only the first is live at the start, so no candidate comes twice
         rows = torch.arange(batch).repeat_interleave(beam)
         state, log_probs = model.select_state(state, rows), log_probs.index_select(0, rows.to(log_probs.device))

@@ -30,8 +30,10 @@ Conventions
 * Log-probabilities are in the model's floating dtype (float64 for the n-gram models); sums over
   many tokens should be taken in float64 (:mod:`course_lib.evaluate` does).
 
-:func:`sample` is ancestral sampling written once against this protocol; evaluation (nats,
-perplexity, probes) lives in :mod:`course_lib.evaluate`.
+:func:`continue_sequences` is the generation loop written once against this protocol;
+:func:`sample`, ancestral sampling, runs on it, as do greedy search and sampling with logits
+processors (:mod:`course_lib.decoding`, Chapter 8). Evaluation (nats, perplexity, probes) lives
+in :mod:`course_lib.evaluate`.
 """
 from __future__ import annotations
 
@@ -45,7 +47,7 @@ from torch import Tensor
 from course_lib.checks import integer, non_negative_int, positive_int, positive_number
 from course_lib.runtime import evaluation_mode
 
-__all__ = ["LanguageModel", "State", "WindowLanguageModel", "multinomial_draw", "sample"]
+__all__ = ["LanguageModel", "State", "WindowLanguageModel", "continue_sequences", "multinomial_draw", "sample"]
 
 State = Any  # a tensor, or a tuple of tensors, with the batch along ``state_batch_dim``
 
@@ -162,9 +164,45 @@ class WindowLanguageModel(LanguageModel):
 
 
 # ---------------------------------------------------------------------------------------------
-# Ancestral sampling
+# The generation loop, and ancestral sampling on it
 # ---------------------------------------------------------------------------------------------
 Draw = Callable[[Tensor], int]
+Choose = Callable[[Tensor, Tensor], Tensor]
+
+
+def continue_sequences(model: LanguageModel, prompt: Tensor, choose: Choose, *, max_tokens: int,
+                       stop_ids: Sequence[int] = (),
+                       ends: Callable[[list[int]], bool] | None = None) -> list[list[int]]:
+    """The generation loop every decoder of the course shares: read ``prompt (batch, time)``, then,
+    token after token, ``x_{t+1} = choose(log P(. | x_1 .. x_t) (batch, vocab), chosen (batch, t))``
+    and read it with :meth:`LanguageModel.step`.
+
+    ``chosen`` holds the tokens chosen so far after the prompt (a row that has ended keeps being
+    given tokens, which are ignored). A row ends at a token of ``stop_ids`` (not returned), after
+    ``max_tokens`` tokens, or once ``ends(its tokens)`` is true. Returns each row's tokens.
+    """
+    batch = prompt.shape[0]
+    generated: list[list[int]] = [[] for _ in range(batch)]
+    finished = [max_tokens == 0] * batch
+    chosen = prompt.new_zeros(batch, 0)
+    with evaluation_mode(model):
+        log_probs, state = model.read(prompt, model.initial_state(batch))
+        log_probs = log_probs[:, -1]
+        while not all(finished):
+            tokens = choose(log_probs, chosen)                              # (batch,)
+            for row, token in enumerate(tokens.tolist()):
+                if finished[row]:
+                    continue
+                if token in stop_ids:
+                    finished[row] = True
+                    continue
+                generated[row].append(token)
+                finished[row] = len(generated[row]) >= max_tokens or (ends is not None and ends(generated[row]))
+            if all(finished):
+                break
+            chosen = torch.cat([chosen, tokens[:, None].to(chosen.device)], dim=1)
+            log_probs, state = model.step(tokens, state)
+    return generated
 
 
 def multinomial_draw(generator: torch.Generator) -> Draw:
@@ -189,21 +227,16 @@ def sample(model: LanguageModel, prompt: Sequence[int], *, max_tokens: int, stop
     if stop_id is not None:
         stop_id = integer("stop_id", stop_id, minimum=0, maximum=model.vocab_size - 1)
     draw = draw or multinomial_draw(torch.Generator().manual_seed(non_negative_int("seed", seed)))
-    drawn: list[int] = []
-    with evaluation_mode(model):
-        log_probs, state = model.read(torch.tensor([prompt_ids]), model.initial_state(1))
-        log_probs = log_probs[0, -1]
-        while len(drawn) < max_tokens:
-            scaled = log_probs.double() if temperature == 1.0 else log_probs.double() / temperature
-            probabilities = torch.softmax(scaled, dim=-1)
-            if not torch.isfinite(probabilities).all():
-                raise ValueError(f"the model gives no probability to any token after {prompt_ids + drawn}, so"
-                                 " nothing can be drawn (an n-gram model without smoothing, in a context never"
-                                 " seen in training? use a smoothing such as 'kneser_ney')")
-            token = draw(probabilities)
-            if token == stop_id:
-                break
-            drawn.append(token)
-            log_probs, state = model.step(torch.tensor([token]), state)
-            log_probs = log_probs[0]
-    return drawn
+
+    def draw_one(log_probs: Tensor, chosen: Tensor) -> Tensor:
+        scaled = log_probs[0].double() if temperature == 1.0 else log_probs[0].double() / temperature
+        probabilities = torch.softmax(scaled, dim=-1)
+        if not torch.isfinite(probabilities).all():
+            raise ValueError(f"the model gives no probability to any token after {prompt_ids + chosen[0].tolist()},"
+                             " so nothing can be drawn (an n-gram model without smoothing, in a context never"
+                             " seen in training? use a smoothing such as 'kneser_ney')")
+        return torch.tensor([draw(probabilities)])
+
+    stop_ids = () if stop_id is None else (stop_id,)
+    return continue_sequences(model, torch.tensor([prompt_ids]), draw_one, max_tokens=max_tokens,
+                              stop_ids=stop_ids)[0]

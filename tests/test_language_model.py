@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from course_lib.cnn_lm import CNNLM, CachedCNNLM, CNNLMConfig
-from course_lib.language_model import LanguageModel, sample
+from course_lib.language_model import LanguageModel, continue_sequences, sample
 from course_lib.lstm import CELLS, recurrent_layer
 from course_lib.neural_lm import FixedWindowLM
 from course_lib.ngram import BOS_ID, EOS_ID, SMOOTHINGS, NGramLM
@@ -200,6 +200,21 @@ def test_sampling_is_seeded_stops_before_the_stop_token_and_after_max_tokens():
     assert 3 not in sample(chain, [0], max_tokens=50, stop_id=3, seed=0)
     certain = NGramLM(2, "mle").fit([["a", "b", "c"]])
     assert certain.decode(sample(certain, [BOS_ID], max_tokens=10, stop_id=EOS_ID)) == ["a", "b", "c"]
+
+
+def test_the_generation_loop_ends_each_row_on_its_own():
+    """Row 0 picks 1, 2, 3 (3 is a stop id); row 1 picks 2 again and again until ``ends`` says so."""
+    seen = []
+
+    def choose(log_probs, chosen):
+        seen.append(tuple(chosen.shape))
+        return torch.tensor([chosen.shape[1] % 4 + 1, 2])
+
+    rows = continue_sequences(MarkovChain(), torch.tensor([[0, 1], [0, 2]]), choose, max_tokens=9, stop_ids=(3,),
+                              ends=lambda tokens: sum(tokens) >= 5)
+    assert rows == [[1, 2], [2, 2, 2]]
+    assert seen == [(2, 0), (2, 1), (2, 2)]
+    assert continue_sequences(MarkovChain(), torch.tensor([[0]]), choose, max_tokens=0) == [[]]
 
 
 @pytest.mark.parametrize("kwargs, error, words", [
