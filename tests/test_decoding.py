@@ -335,6 +335,21 @@ def test_beam_search_stops_once_no_live_sequence_can_win():
     assert max(len(history) for history in calls) <= 3
 
 
+def test_with_a_length_penalty_a_live_sequence_can_still_overtake_a_full_pool():
+    """At step 2 both finished sequences fill the pool (b = 2): (0, end) scores log 0.42 / 2 = -0.43.
+    The live (0, 0) has log P = log 0.18 = -1.71, below the pool, but goes on with certainty to
+    5 tokens: -1.71 / 5 = -0.34 wins with α = 1, so the search must not stop at step 2; with α = 0
+    the pool's best wins."""
+    tiny, end = 1e-12, 2
+    table = {(): [0.6, 0.4, tiny], (0,): [0.3, tiny, 0.7], (1,): [0.1, tiny, 0.9]}
+    model = HistoryLM(3, lambda history: torch.tensor(table.get(history[1:], [1.0, tiny, tiny]),
+                                                      dtype=torch.float64).log())
+    per_token = beam_search(model, [0], beam_width=2, max_tokens=5, eos_id=end, length_penalty=1.0)[0][0]
+    assert per_token.tokens == (0, 0, 0, 0, 0) and per_token.score == pytest.approx(math.log(0.18) / 5)
+    by_probability = beam_search(model, [0], beam_width=2, max_tokens=5, eos_id=end)[0][0]
+    assert by_probability.tokens == (0, end) and by_probability.score == pytest.approx(math.log(0.42))
+
+
 # ---------------------------------------------------------------------------------------------
 # Every model kind of the course decodes through the protocol
 # ---------------------------------------------------------------------------------------------
