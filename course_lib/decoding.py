@@ -138,9 +138,10 @@ class RepetitionPenalty:
         self.theta = checks.positive_number("theta", theta)
 
     def __call__(self, logits: Tensor, generated: Tensor) -> Tensor:
-        seen = _counts(generated, logits.shape[-1], logits.dtype) > 0
-        penalised = torch.where(logits > 0, logits / self.theta, logits * self.theta)
-        return torch.where(seen, penalised, logits)
+        seen = generated.long()                                         # (batch, t), repeats allowed
+        scores = logits.gather(-1, seen)                                # z_w of each seen token
+        penalised = torch.where(scores > 0, scores / self.theta, scores * self.theta)
+        return logits.scatter(-1, seen, penalised)                      # a repeat writes the same value
 
 
 def process(logits: Tensor, generated: Tensor, processors: Sequence[Processor] = ()) -> Tensor:
