@@ -74,6 +74,11 @@ ATTENTION = (
     "torch.nn.functional.multi_head_attention_forward", "torch._native_multi_head_attention",
 )
 
+# Layer normalisation in one call: the module, the functional form and the operators under it.
+LAYER_NORM = (
+    "torch.nn.LayerNorm", "torch.nn.functional.layer_norm", "torch.layer_norm", "torch.native_layer_norm",
+)
+
 FORBIDDEN_GROUPS = {
     "AUTOGRAD": AUTOGRAD,
     "SOFTMAX": SOFTMAX,
@@ -81,6 +86,7 @@ FORBIDDEN_GROUPS = {
     "RECURRENT_LAYERS": RECURRENT_LAYERS,
     "CLIPPING": CLIPPING,
     "ATTENTION": ATTENTION,
+    "LAYER_NORM": LAYER_NORM,
 }
 
 # --------------------------------------------------------------------------- tolerances
