@@ -14,8 +14,9 @@ from course_lib.decoding import (FrequencyPresencePenalty, RepetitionPenalty, St
                                  beam_search, generate, greedy, process, sample, sampling_processors)
 from course_lib.language_model import LanguageModel
 from course_lib.language_model import sample as ancestral_sample
-from course_lib.lstm import LSTM
+from course_lib.lstm import LSTM, recurrent_layer
 from course_lib.ngram import BOS_ID, EOS_ID, NGramLM
+from course_lib.rnn import RecurrentLM
 from course_lib.seq2seq import Encoder, Seq2Seq
 from course_lib.transformer import TransformerLM, TransformerLMConfig
 
@@ -335,6 +336,19 @@ def test_beam_search_stops_once_no_live_sequence_can_win():
     assert max(len(history) for history in calls) <= 3
 
 
+def test_an_end_token_finishes_a_sequence_only_if_it_ranks_among_the_best_b():
+    """b = 2. Step 2 ranks (0, 0) .30, (0, end) .20, (1, end) .18, (1, 1) .12: (0, end) ranks 2nd and
+    finishes; (1, end) ranks 3rd and is dropped (as in transformers), so the pool's second place goes
+    to (0, 0, 0) = .15 after the last step, not to (1, end)."""
+    tiny, end = 1e-12, 2
+    table = {(): [0.5, 0.3, 0.2], (0,): [0.6, tiny, 0.4], (1,): [tiny, 0.4, 0.6], (0, 0): [0.5, 0.3, 0.2],
+             (1, 1): [0.6, 0.3, 0.1]}
+    model = HistoryLM(3, lambda history: torch.tensor(table.get(history[1:], [1 / 3] * 3), dtype=torch.float64).log())
+    pool = beam_search(model, [0], beam_width=2, max_tokens=3, eos_id=end, num_return=2)[0]
+    assert [h.tokens for h in pool] == [(0, end), (0, 0, 0)]
+    assert [math.exp(h.log_prob) for h in pool] == pytest.approx([0.2, 0.15])
+
+
 def test_with_a_length_penalty_a_live_sequence_can_still_overtake_a_full_pool():
     """At step 2 both finished sequences fill the pool (b = 2): (0, end) scores log 0.42 / 2 = -0.43.
     The live (0, 0) has log P = log 0.18 = -1.71, below the pool, but goes on with certainty to
@@ -356,6 +370,11 @@ def test_with_a_length_penalty_a_live_sequence_can_still_overtake_a_full_pool():
 def _transformer():
     torch.manual_seed(0)
     return TransformerLM(TransformerLMConfig(vocab_size=20, d_model=16, num_heads=2, num_layers=2)).double()
+
+
+def _recurrent():
+    torch.manual_seed(1)
+    return RecurrentLM(9, recurrent_layer("gru", 4, 6, num_layers=2)).double()
 
 
 def _ngram():
@@ -382,7 +401,7 @@ def _arg_max_by_whole_contexts(model, prompt, max_tokens, stop_id=None):
     return context[len(prompt):]
 
 
-@pytest.mark.parametrize("make, prompt, stop_id", [(_transformer, [0, 4, 5], None),
+@pytest.mark.parametrize("make, prompt, stop_id", [(_transformer, [0, 4, 5], None), (_recurrent, [0, 3], 8),
                                                    (_ngram, [BOS_ID], EOS_ID)])
 def test_language_models_decode_through_the_protocol(make, prompt, stop_id):
     model = make()
