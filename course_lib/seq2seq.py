@@ -48,7 +48,7 @@ from course_lib.language_model import LanguageModel
 from course_lib.rnn import RecurrentLayer
 
 __all__ = ["ATTENTION_STYLES", "IGNORE_INDEX", "ConditionedDecoder", "DecoderState", "Encoder", "Seq2Seq", "Translation", "encode_padded",
-           "forced_attention", "make_batch", "special_ids", "top_hidden", "translate"]
+           "forced_attention", "greedy_search", "make_batch", "special_ids", "top_hidden", "translate"]
 
 ATTENTION_STYLES = (None, "bahdanau", "luong")
 IGNORE_INDEX = -100  # a padded target position: no loss (PyTorch's ignore_index)
@@ -264,28 +264,43 @@ class Seq2Seq(nn.Module):
     @torch.no_grad()
     def greedy(self, source: Tensor, source_lengths: Tensor, bos_id: int, eos_id: int,
                max_length: int) -> tuple[list[list[int]], Tensor | None]:
-        """Arg-max decoding from BOS until EOS (not included) or ``max_length`` tokens.
+        """Arg-max decoding from BOS until EOS (not included) or ``max_length`` tokens (:func:`greedy_search`).
 
         Returns the token lists and the attention weights ``(batch, steps, S)`` (None without attention).
         """
-        max_length = checks.positive_int("max_length", max_length)
-        decoder = self.conditioned_on(source, source_lengths)
-        state = decoder.initial_state(source.shape[0])
-        tokens = torch.full((source.shape[0],), checks.non_negative_int("bos_id", bos_id), dtype=torch.long)
-        outputs: list[list[int]] = [[] for _ in range(source.shape[0])]
-        finished = torch.zeros(source.shape[0], dtype=torch.bool)
-        weights = []
-        for _ in range(max_length):
-            log_probs, state = decoder.step(tokens, state)
-            tokens = log_probs.argmax(dim=-1)
-            weights.append(state.weights)
-            for b in (~finished).nonzero().flatten().tolist():
-                if tokens[b] != eos_id:
-                    outputs[b].append(int(tokens[b]))
-            finished |= tokens == eos_id
-            if bool(finished.all()):
-                break
-        return outputs, (None if self.attention is None else torch.stack(weights, dim=1))
+        outputs, states = greedy_search(self.conditioned_on(source, source_lengths), source.shape[0], bos_id,
+                                        eos_id, max_length)
+        return outputs, (None if self.attention is None else torch.stack([state.weights for state in states], dim=1))
+
+
+@torch.no_grad()
+def greedy_search(decoder: LanguageModel, batch_size: int, bos_id: int, eos_id: int,
+                  max_length: int) -> tuple[list[list[int]], list]:
+    """Greedy decoding of a conditioned decoder (the course's protocol), every row at once::
+
+        y_0 = BOS,   y_t = argmax_v p(v | y_<t, x)       until y_t = EOS (not kept) or t = max_length
+
+    Returns the token lists and the decoder's state after every step (``steps`` states, where
+    ``steps`` is the step at which the last row ended): each model reads its attention from them.
+    A row that has ended keeps being fed its arg-max, which no other row sees.
+    """
+    max_length = checks.positive_int("max_length", max_length)
+    state = decoder.initial_state(batch_size)
+    tokens = torch.full((batch_size,), checks.non_negative_int("bos_id", bos_id), dtype=torch.long)
+    outputs: list[list[int]] = [[] for _ in range(batch_size)]
+    finished = torch.zeros(batch_size, dtype=torch.bool)
+    states = []
+    for _ in range(max_length):
+        log_probs, state = decoder.step(tokens, state)
+        tokens = log_probs.argmax(dim=-1)
+        states.append(state)
+        for b in (~finished).nonzero().flatten().tolist():
+            if tokens[b] != eos_id:
+                outputs[b].append(int(tokens[b]))
+        finished |= tokens == eos_id
+        if bool(finished.all()):
+            break
+    return outputs, states
 
 
 class ConditionedDecoder(LanguageModel):
@@ -393,6 +408,9 @@ def _encoded_sources(sentences, source_vocabulary, reverse_source: bool) -> list
 def translate(model: Seq2Seq, sentences, source_vocabulary, target_vocabulary, *, reverse_source: bool = False,
               max_length: int | None = None, batch_size: int = 100) -> list[Translation]:
     """Greedy translations of tokenised ``sentences`` (lists of words), in batches.
+
+    ``model`` is a :class:`Seq2Seq` or any model with its ``greedy`` (Chapter 7's
+    :class:`~course_lib.transformer.TransformerSeq2Seq`).
 
     ``max_length`` defaults to twice the longest source plus 10 target tokens. With
     ``reverse_source`` the model reads each sentence backwards (its weights' columns then run

@@ -47,6 +47,7 @@ from torch import Tensor, nn
 
 from course_lib import attention, checks
 from course_lib.language_model import LanguageModel
+from course_lib.seq2seq import greedy_search
 
 __all__ = [
     "ACTIVATIONS",
@@ -758,8 +759,9 @@ class TransformerSeq2Seq(nn.Module):
     The embeddings start normal with standard deviation ``1/√d_model``, so ``√d_model · E[w]`` has
     the scale of the positional encodings. The interface is Chapter 6's ``Seq2Seq``'s:
     ``forward(source (batch, S), source_lengths (batch,), target_in (batch, T)) -> log_probs
-    (batch, T, target_vocab_size)``, :meth:`loss`, and :meth:`conditioned_on`, the decoder as a
-    language model of the target (the course's protocol) for decoding.
+    (batch, T, target_vocab_size)``, :meth:`loss`, :meth:`conditioned_on`, the decoder as a
+    language model of the target (the course's protocol) for decoding, and :meth:`greedy`, which
+    :func:`course_lib.seq2seq.translate` calls.
     """
 
     def __init__(self, source_vocab_size: int, target_vocab_size: int, config: TransformerConfig | None = None, *,
@@ -827,6 +829,25 @@ class TransformerSeq2Seq(nn.Module):
     def conditioned_on(self, source: Tensor, source_lengths: Tensor) -> "TransformerConditionedDecoder":
         """The decoder as a language model of the target given these sources."""
         return TransformerConditionedDecoder(self, source, source_lengths)
+
+    @torch.no_grad()
+    def greedy(self, source: Tensor, source_lengths: Tensor, bos_id: int, eos_id: int,
+               max_length: int) -> tuple[list[list[int]], Tensor]:
+        """Arg-max decoding from BOS until EOS (not included) or ``max_length`` tokens, as
+        ``Seq2Seq.greedy`` (the same loop, :func:`course_lib.seq2seq.greedy_search`).
+
+        Returns the token lists and the last decoder layer's cross-attention weights averaged over
+        heads, ``(batch, steps, S)``: row ``t`` is where the step that wrote token ``t`` looked.
+        The decoder is causal, so one teacher-forced pass over the tokens it read gives the weights
+        of every step at once.
+        """
+        outputs, states = greedy_search(self.conditioned_on(source, source_lengths), source.shape[0], bos_id,
+                                        eos_id, max_length)
+        memory, source_padding, history = states[-1]  # history: BOS and the arg-max of every step but the last
+        trace: dict = {}
+        self.decode(history, memory, source_padding, trace=trace)
+        last_layer = trace[f"decoder.layers.{self.config.num_decoder_layers - 1}"]
+        return outputs, last_layer["cross_attention"]["weights"].mean(dim=1)
 
 
 class TransformerConditionedDecoder(LanguageModel):
