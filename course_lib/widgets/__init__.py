@@ -9,10 +9,15 @@ numbers can be tested without a browser and drawn as a static figure for the ren
 * :mod:`~course_lib.widgets.merges` -- Chapter 2's merge-by-merge view of byte-pair encoding;
 * :mod:`~course_lib.widgets.temperature` -- Chapter 3's next-token distribution with a temperature;
 * :mod:`~course_lib.widgets.gradient_flow` -- Chapter 4's gradient norms through time;
-* :mod:`~course_lib.widgets.probes` -- Chapter 5's long-range probes.
+* :mod:`~course_lib.widgets.probes` -- Chapter 5's long-range probes;
+* :mod:`~course_lib.widgets.translation` -- Chapter 6's translation, step by step, with its attention;
+* :mod:`~course_lib.widgets.attention_maps` -- Chapter 7's attention of every layer and head.
 """
 from course_lib.widgets._common import (BAR_COLOUR, SPECIAL_COLOUR, Detokenize, NextTokenTable, Tokenize,
                                         table_html)
+from course_lib.widgets.attention_maps import (AttentionExplorer, AttentionMaps, attended_tokens,
+                                               attention_explorer, attention_figure, attention_heads_figure,
+                                               attention_maps, prompt_tokens)
 from course_lib.widgets.gradient_flow import (GRADIENT_FLOW_ACTIVATIONS, GradientFlow, GradientFlowExplorer,
                                               gradient_flow, gradient_flow_explorer, gradient_flow_figure,
                                               random_recurrent_matrix)
@@ -38,4 +43,6 @@ __all__ = [
     "segmentation_html", "segmentation_summary", "table_html", "temperature_explorer", "window_context",
     "StepByStepTranslation", "TranslationExplorer", "TranslationStep", "UnknownWordsError", "translation_explorer",
     "translation_figure", "translation_steps", "true_translation",
+    "AttentionExplorer", "AttentionMaps", "attended_tokens", "attention_explorer", "attention_figure",
+    "attention_heads_figure", "attention_maps", "prompt_tokens",
 ]
