@@ -317,11 +317,11 @@ def beam_search(model: LanguageModel, prompt: Sequence[int] | Tensor, *, beam_wi
     the mean log-probability per token, which favours longer outputs). The best ``b`` candidates
     that do not end there are the next live beam.
 
-    Stopping: a row stops when its pool holds ``b`` sequences and no live sequence can still beat
-    the worst of them. Extending a sequence only lowers ``log P <= 0``, so the best any live
-    sequence can reach is ``log P_live / max_tokens^α``; the test is exact, not a heuristic. After
-    ``max_tokens`` steps the live sequences join the pool as they are. Returns, per prompt row, the
-    ``num_return`` best hypotheses, best first. A beam at least as wide as the number of
+    Stopping: a row stops when no live sequence can still beat the ``num_return``-th best of its
+    pool (the last one returned). Extending a sequence only lowers ``log P <= 0``, so the best any
+    live sequence can reach is ``log P_live / max_tokens^α``: the test is exact, not a heuristic.
+    After ``max_tokens`` steps the live sequences join the pool as they are. Returns, per prompt
+    row, the ``num_return`` best hypotheses, best first. A beam at least as wide as the number of
     candidates finds the best sequence of all (tested against exhaustive search); a narrower one
     is a heuristic and can even end below greedy search (also tested).
     """
@@ -331,64 +331,75 @@ def beam_search(model: LanguageModel, prompt: Sequence[int] | Tensor, *, beam_wi
     num_return = checks.integer("num_return", num_return, minimum=1, maximum=beam)
     if eos_id is not None:
         eos_id = checks.integer("eos_id", eos_id, minimum=0, maximum=model.vocab_size - 1)
+
+    def score(log_prob: float, length: int) -> float:
+        return log_prob / length ** alpha
+
     with evaluation_mode(model):
         prompt = _prompt_tensor(model, prompt)
         batch, vocab = prompt.shape[0], model.vocab_size
         log_probs, state = model.read(prompt, model.initial_state(batch))
-        log_probs = log_probs[:, -1]                                                  # (batch, vocab)
-        # b copies of each row; only the first is live at the start, so no candidate comes twice
-        rows = torch.arange(batch).repeat_interleave(beam)
-        state, log_probs = model.select_state(state, rows), log_probs.index_select(0, rows.to(log_probs.device))
-        live_scores = torch.full((batch, beam), NEG_INF, dtype=torch.float64)
-        live_scores[:, 0] = 0.0
-        live_tokens = torch.zeros(batch, beam, 0, dtype=torch.long)
+        # b copies of each row, flattened to (batch·b, ...); only the first copy is live at the
+        # start (the others score −∞), so no candidate comes twice
+        copies = torch.arange(batch).repeat_interleave(beam)
+        state, log_probs = model.select_state(state, copies), log_probs[:, -1].index_select(0, copies.to(prompt.device))
+        live_log_probs = torch.full((batch, beam), NEG_INF, dtype=torch.float64)
+        live_log_probs[:, 0] = 0.0
+        live_tokens = torch.zeros(batch, beam, 0, dtype=torch.long)                # (batch, b, t)
         pools: list[list[Hypothesis]] = [[] for _ in range(batch)]
         done = [False] * batch
-
-        def score(log_prob: float, length: int) -> float:
-            return log_prob / length ** alpha
-
         for length in range(1, max_tokens + 1):
-            candidates = live_scores[:, :, None] + log_probs.double().cpu().view(batch, beam, vocab)
-            top_scores, top_index = candidates.view(batch, -1).topk(min(2 * beam, beam * vocab), dim=-1)
-            parents, tokens = top_index // vocab, top_index % vocab                  # (batch, 2b)
-            next_scores = torch.full((batch, beam), NEG_INF, dtype=torch.float64)
+            candidates = live_log_probs[:, :, None] + log_probs.double().cpu().view(batch, beam, vocab)
+            # with one end token, the best 2b candidates hold at least b that do not end
+            best, index = candidates.view(batch, -1).topk(min(2 * beam, beam * vocab), dim=-1)  # (batch, 2b)
+            parents, tokens = index // vocab, index % vocab
+            next_log_probs = torch.full((batch, beam), NEG_INF, dtype=torch.float64)
             next_parents = torch.zeros(batch, beam, dtype=torch.long)
             next_tokens = torch.zeros(batch, beam, dtype=torch.long)
             for row in range(batch):
-                kept = 0
-                for rank in range(top_index.shape[1]):
-                    log_prob, parent, token = float(top_scores[row, rank]), int(parents[row, rank]), int(tokens[row, rank])
-                    if log_prob == NEG_INF or kept == beam:
-                        break
-                    if token == eos_id:
-                        if rank < beam and not done[row]:
-                            sequence = (*live_tokens[row, parent].tolist(), token)
-                            _add(pools[row], Hypothesis(sequence, log_prob, score(log_prob, length)), beam)
-                        continue
-                    next_scores[row, kept], next_parents[row, kept], next_tokens[row, kept] = log_prob, parent, token
-                    kept += 1
-                best_live = float(next_scores[row, 0])
-                reachable = NEG_INF if best_live == NEG_INF else score(best_live, max_tokens) if alpha else best_live
-                if len(pools[row]) == beam and pools[row][-1].score >= reachable:
-                    done[row] = True
-            live_scores = next_scores
-            live_tokens = torch.cat([live_tokens.gather(1, next_parents[:, :, None].expand(-1, -1, live_tokens.shape[2])),
-                                     next_tokens[:, :, None]], dim=2)
+                ending, going_on = _split(best[row].tolist(), parents[row].tolist(), tokens[row].tolist(), beam, eos_id)
+                for log_prob, parent, token in ending if not done[row] else ():
+                    sequence = (*live_tokens[row, parent].tolist(), token)
+                    _add(pools[row], Hypothesis(sequence, log_prob, score(log_prob, length)), beam)
+                for slot, (log_prob, parent, token) in enumerate(going_on):
+                    next_log_probs[row, slot], next_parents[row, slot], next_tokens[row, slot] = log_prob, parent, token
+                # the best a live sequence can still reach: its log P <= 0 only falls, over at most max_tokens
+                reachable = score(float(next_log_probs[row, 0]), max_tokens)
+                done[row] = done[row] or (len(pools[row]) >= num_return
+                                          and pools[row][num_return - 1].score >= reachable)
+            live_log_probs = next_log_probs
+            history = live_tokens.gather(1, next_parents[:, :, None].expand(-1, -1, live_tokens.shape[2]))
+            live_tokens = torch.cat([history, next_tokens[:, :, None]], dim=2)
             if all(done) or length == max_tokens:
                 break
-            flat_parents = (torch.arange(batch)[:, None] * beam + next_parents).flatten()
-            state = model.select_state(state, flat_parents)
+            state = model.select_state(state, (torch.arange(batch)[:, None] * beam + next_parents).flatten())
             log_probs, state = model.step(next_tokens.flatten().to(prompt.device), state)
-        for row in range(batch):
-            if done[row]:
-                continue
-            for slot in range(beam):
-                log_prob = float(live_scores[row, slot])
+        for row in range(batch):                  # after max_tokens, the live sequences are finished too
+            for slot in range(beam) if not done[row] else ():
+                log_prob = float(live_log_probs[row, slot])
                 if log_prob > NEG_INF:
                     sequence = tuple(live_tokens[row, slot].tolist())
                     _add(pools[row], Hypothesis(sequence, log_prob, score(log_prob, len(sequence))), beam)
+            if not pools[row]:
+                raise ValueError(f"no sequence of row {row} has any probability under the model (an n-gram model "
+                                 "without smoothing in an unseen context?)")
     return [pool[:num_return] for pool in pools]
+
+
+def _split(log_probs: list[float], parents: list[int], tokens: list[int], beam: int,
+           eos_id: int | None) -> tuple[list[tuple[float, int, int]], list[tuple[float, int, int]]]:
+    """Candidates ranked best first -> (those ending in ``eos_id`` among the best ``beam``, the best
+    ``beam`` of those going on), each ``(log P, parent slot, token)``; impossible ones are dropped."""
+    ending, going_on = [], []
+    for rank, candidate in enumerate(zip(log_probs, parents, tokens)):
+        if candidate[0] == NEG_INF or len(going_on) == beam:
+            break
+        if candidate[2] == eos_id:
+            if rank < beam:
+                ending.append(candidate)
+        else:
+            going_on.append(candidate)
+    return ending, going_on
 
 
 def _add(pool: list[Hypothesis], hypothesis: Hypothesis, size: int) -> None:

@@ -349,6 +349,18 @@ def test_an_end_token_finishes_a_sequence_only_if_it_ranks_among_the_best_b():
     assert [math.exp(h.log_prob) for h in pool] == pytest.approx([0.2, 0.15])
 
 
+def test_the_search_goes_on_while_a_live_sequence_can_beat_the_last_one_returned():
+    """num_return = 2. After step 3 the pool holds (0, end) .2 and (0, 0, end) .075 while the live
+    (0, 0, 0) has .15: it can still take second place, and does with (0, 0, 0, end) .15."""
+    tiny, end = 1e-12, 2
+    table = {(): [0.5, 0.3, 0.2], (0,): [0.5, 0.1, 0.4], (1,): [0.25, 0.15, 0.6], (0, 0): [0.6, 0.1, 0.3],
+             (1, 0): [0.1, 0.1, 0.8], (0, 0, 0): [tiny, tiny, 1.0]}
+    model = HistoryLM(3, lambda history: torch.tensor(table.get(history[1:], [1 / 3] * 3), dtype=torch.float64).log())
+    pool = beam_search(model, [0], beam_width=2, max_tokens=6, eos_id=end, num_return=2)[0]
+    assert [h.tokens for h in pool] == [(0, end), (0, 0, 0, end)]
+    assert [math.exp(h.log_prob) for h in pool] == pytest.approx([0.2, 0.15])
+
+
 def test_with_a_length_penalty_a_live_sequence_can_still_overtake_a_full_pool():
     """At step 2 both finished sequences fill the pool (b = 2): (0, end) scores log 0.42 / 2 = -0.43.
     The live (0, 0) has log P = log 0.18 = -1.71, below the pool, but goes on with certainty to
