@@ -193,9 +193,6 @@ class Stopping:
         if self.stop_strings and not callable(self.detokenize):
             raise checks.ArgumentError("stop_strings need detokenize, a function from a list of ids to text")
 
-    def is_stop_id(self, token: int) -> bool:
-        return token in self.stop_ids
-
     def reached_stop_string(self, generated: list[int]) -> bool:
         if not self.stop_strings:
             return False
