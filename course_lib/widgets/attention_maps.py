@@ -117,7 +117,7 @@ def attended_tokens(maps: AttentionMaps, layer: int, head: int, position: int, k
 
 def attention_figure(maps: AttentionMaps, layer: int, head: int, *, title: str | None = None,
                      figsize: tuple[float, float] | None = None) -> Figure:
-    """One head's weights as a heatmap: queries down, keys across (empty above the diagonal)."""
+    """One head's weights as a heatmap: queries down, keys across (0 above the diagonal, the future)."""
     if not isinstance(maps, AttentionMaps):
         raise ArgumentError("maps must be an AttentionMaps (see attention_maps)")
     weights = maps.head(layer, head)
