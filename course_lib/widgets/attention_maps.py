@@ -10,6 +10,7 @@ sliders for the layer, the head and the query position on them.
 from __future__ import annotations
 
 import html
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -158,7 +159,8 @@ def _attended_html(maps: AttentionMaps, layer: int, head: int, position: int) ->
 class AttentionExplorer(widgets.VBox):
     """A prompt box, sliders for layer, head and query position, the head's heatmap and the keys
     the query looks at most. Attributes for tests: ``text``, ``layer``, ``head``, ``position``,
-    ``message`` (what is wrong with a prompt), ``attended`` (HTML), ``figure_view`` (Output) and
+    ``message`` (what is wrong with a prompt), ``attended`` (HTML), ``figure_view`` (an Image: the
+    head's heatmap as PNG, so the widget needs no output capture) and
     ``maps`` (the last :class:`AttentionMaps`, None after a rejected prompt)."""
 
     def __init__(self, model: TransformerLM, vocabulary: Vocabulary, examples: Sequence[str]):
@@ -171,7 +173,8 @@ class AttentionExplorer(widgets.VBox):
         self.layer = widgets.IntSlider(value=0, min=0, max=model.config.num_layers - 1, description="layer")
         self.head = widgets.IntSlider(value=0, min=0, max=model.config.num_heads - 1, description="head")
         self.position = widgets.IntSlider(value=0, min=0, max=0, description="query")
-        self.message, self.attended, self.figure_view = widgets.HTML(), widgets.HTML(), widgets.Output()
+        self.message, self.attended = widgets.HTML(), widgets.HTML()
+        self.figure_view = widgets.Image(format="png")
         super().__init__([self.example, self.text, widgets.HBox([self.layer, self.head, self.position]),
                           self.message, self.attended, self.figure_view])
         self.example.observe(lambda change: setattr(self.text, "value", change["new"]), names="value")
@@ -187,7 +190,7 @@ class AttentionExplorer(widgets.VBox):
         except ArgumentError as problem:
             self.maps = None
             self.message.value, self.attended.value = error_html(str(problem)), ""
-            self.figure_view.clear_output()
+            self.figure_view.value = b""
             return
         self.message.value = ""
         with self.position.hold_trait_notifications():
@@ -200,10 +203,13 @@ class AttentionExplorer(widgets.VBox):
             return
         layer, head, position = self.layer.value, self.head.value, min(self.position.value, len(self.maps.tokens) - 1)
         self.attended.value = _attended_html(self.maps, layer, head, position)
-        self.figure_view.clear_output(wait=True)
-        with self.figure_view:
-            from IPython.display import display
-            display(attention_figure(self.maps, layer, head))
+        self.figure_view.value = _png(attention_figure(self.maps, layer, head))
+
+
+def _png(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
 
 
 def attention_explorer(model: TransformerLM, vocabulary: Vocabulary, examples: Sequence[str]) -> AttentionExplorer:
