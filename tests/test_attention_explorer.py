@@ -125,7 +125,7 @@ def test_the_explorer_follows_its_controls_and_explains_a_prompt_it_cannot_read(
     explorer = attention_explorer(model, VOCABULARY, [PROMPT, "Tom lost his ball ."])
     assert isinstance(explorer.maps, AttentionMaps) and explorer.position.max == 9 == explorer.position.value
     assert "looks at" in explorer.attended.value and explorer.message.value == ""
-X
+    assert bytes(explorer.figure_view.value).startswith(b"\x89PNG")  # the head's heatmap, as a PNG
     explorer.layer.value, explorer.head.value, explorer.position.value = 1, 2, 4
     top_token, top_weight = attended_tokens(explorer.maps, 1, 2, 4, k=1)[0]
     assert f"{top_weight:.2f}" in explorer.attended.value and top_token in explorer.attended.value
