@@ -11,8 +11,9 @@ from course_lib.data.stories import make_probes
 from course_lib.data.text import word_tokenize
 from course_lib.recipes import all_recipes, find_recipe
 from course_lib.recipes.ch05_lstm_gru import CURRICULUM, stage_batches, story_vocabulary
-from course_lib.recipes.ch07_transformer import (CNN_RECEPTIVE_FIELD, FAMILIES, MAX_CONTEXT, RECIPES, SEEDS,
-                                                 TRAINED_SEEDS, build_model, recipe_name, train_model)
+from course_lib.recipes.ch07_transformer import (CNN_RECEPTIVE_FIELD, FAMILIES, MAX_CONTEXT, RECIPES, SCHEDULE,
+                                                 SCHEDULES, SEEDS, TRAINED_SEEDS, build_model, recipe_name,
+                                                 train_model)
 from course_lib.transformer import TransformerLM
 
 CH05_GRU_PARAMETERS = 205_043
@@ -39,6 +40,14 @@ def test_the_learned_positions_cover_the_longest_stories_and_probes():
     probes = make_probes(100, (16, 32, 64, 128, 192), seed=0)
     longest_prompt = max(1 + len(word_tokenize(probe.prompt)) for probe in probes)
     assert max(longest, longest_prompt) <= MAX_CONTEXT
+
+
+def test_the_schedule_is_chapter_5s_curriculum_then_a_slower_stage_of_the_corpus_shape():
+    assert SCHEDULE[: len(CURRICULUM)] == CURRICULUM
+    cool_down = SCHEDULE[-1]
+    assert (cool_down.max_facts, cool_down.max_fillers) == (CURRICULUM[-1].max_facts, CURRICULUM[-1].max_fillers)
+    assert cool_down.learning_rate_factor == pytest.approx(CURRICULUM[-1].learning_rate_factor / 10)
+    assert SCHEDULES == {"transformer": SCHEDULE, "cnn": CURRICULUM}
 
 
 def test_recipes_are_named_per_seed_and_registered_for_the_trained_seeds():
