@@ -20,23 +20,12 @@ import torch
 
 from course_lib import attention, bleu, rnn, seq2seq
 from course_lib.grading.cases import Assignment, Case, graded_item
+from course_lib.grading.seeded import float64_tensor, normal_array, seeded_rng
 from course_lib.grading.policies import (
     ATTENTION, EXACT, FLOAT64_REORDERED, FLOAT64_SAME_ORDER, RECURRENT_LAYERS, SOFTMAX,
 )
 
 DECODER_STEP_PARAMS = ("W_hi", "W_hh", "b_h", "W_c", "W_o", "b_o")
-
-
-def _rng(seed: int) -> np.random.Generator:
-    return np.random.default_rng(seed)
-
-
-def _array(seed: int, *shape: int, scale: float = 1.0) -> np.ndarray:
-    return _rng(seed).normal(0.0, scale, shape)
-
-
-def _tensor(array: np.ndarray) -> torch.Tensor:
-    return torch.as_tensor(np.asarray(array, dtype=np.float64))
 
 
 def padding_mask(lengths: list[int], S: int) -> np.ndarray:
@@ -48,7 +37,7 @@ def padding_mask(lengths: list[int], S: int) -> np.ndarray:
 
 
 def masked_attention_weights_reference(scores: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    return attention.masked_softmax(_tensor(scores), torch.as_tensor(np.asarray(mask, dtype=bool))).numpy()
+    return attention.masked_softmax(float64_tensor(scores), torch.as_tensor(np.asarray(mask, dtype=bool))).numpy()
 
 
 def additive_scores_reference(query, keys, W_q, W_k, b, v) -> np.ndarray:
@@ -57,15 +46,15 @@ def additive_scores_reference(query, keys, W_q, W_k, b, v) -> np.ndarray:
     d_key = np.shape(W_k)[1]
     with torch.random.fork_rng(devices=[]):  # leave the caller's generator as it was (check runs in a kernel)
         score = attention.AdditiveScore(d_query, d_key, d_attention).double()
-    score.load_state_dict({"W_q.weight": _tensor(W_q), "W_k.weight": _tensor(W_k), "W_k.bias": _tensor(b),
-                           "v": _tensor(v)})
+    score.load_state_dict({"W_q.weight": float64_tensor(W_q), "W_k.weight": float64_tensor(W_k), "W_k.bias": float64_tensor(b),
+                           "v": float64_tensor(v)})
     with torch.no_grad():
-        return score(_tensor(query)[:, None, :], _tensor(keys))[:, 0].numpy()   # one query per example
+        return score(float64_tensor(query)[:, None, :], float64_tensor(keys))[:, 0].numpy()   # one query per example
 
 
 def context_vector_reference(weights: np.ndarray, encoder_states: np.ndarray) -> np.ndarray:
     """``c = H^enc α``: each example's weights ``(1, S)`` times its states ``(S, d)``."""
-    return (_tensor(weights)[:, None, :] @ _tensor(encoder_states))[:, 0].numpy()
+    return (float64_tensor(weights)[:, None, :] @ float64_tensor(encoder_states))[:, 0].numpy()
 
 
 def decoder_step_model(params: dict[str, np.ndarray], x_t: np.ndarray) -> seq2seq.Seq2Seq:
@@ -84,21 +73,21 @@ def decoder_step_model(params: dict[str, np.ndarray], x_t: np.ndarray) -> seq2se
     embedding = np.zeros((vocab_size, d_embed))
     embedding[:batch] = x_t
     with torch.no_grad():
-        model.embedding.weight.copy_(_tensor(embedding))
-        model.decoder_layer.weight_ih_l0.copy_(_tensor(params["W_hi"]))
-        model.decoder_layer.weight_hh_l0.copy_(_tensor(params["W_hh"]))
-        model.decoder_layer.bias_ih_l0.copy_(_tensor(params["b_h"]))
+        model.embedding.weight.copy_(float64_tensor(embedding))
+        model.decoder_layer.weight_ih_l0.copy_(float64_tensor(params["W_hi"]))
+        model.decoder_layer.weight_hh_l0.copy_(float64_tensor(params["W_hh"]))
+        model.decoder_layer.bias_ih_l0.copy_(float64_tensor(params["b_h"]))
         model.decoder_layer.bias_hh_l0.zero_()   # the book's one bias b_h = b_ih + b_hh
-        model.combine.weight.copy_(_tensor(params["W_c"]))
-        model.readout.weight.copy_(_tensor(params["W_o"]))
-        model.readout.bias.copy_(_tensor(params["b_o"]))
+        model.combine.weight.copy_(float64_tensor(params["W_c"]))
+        model.readout.weight.copy_(float64_tensor(params["W_o"]))
+        model.readout.bias.copy_(float64_tensor(params["b_o"]))
     return model
 
 
 def decoder_step_with_attention_reference(s_prev, x_t, encoder_states, mask, params):
     """``(s_t, α_t, log p_t)`` from :meth:`Seq2Seq.step <course_lib.seq2seq.Seq2Seq.step>`."""
     model = decoder_step_model(params, x_t)
-    state = seq2seq.DecoderState(_tensor(s_prev)[None], _tensor(encoder_states),
+    state = seq2seq.DecoderState(float64_tensor(s_prev)[None], float64_tensor(encoder_states),
                                  torch.as_tensor(np.asarray(mask, dtype=bool)))
     with torch.no_grad():
         log_probs, next_state, weights = model.step(torch.arange(np.shape(x_t)[0]), state)
@@ -150,27 +139,27 @@ def _masked_softmax_cases() -> list[Case]:
                       [False, False, False, True, False, False],
                       [True, True, True, True, True, True],
                       [False, True, False, True, False, True]])
-    largest_masked = _array(124, 3, 5)
+    largest_masked = normal_array(124, 3, 5)
     hidden = ~padding_mask([4, 2, 5], 5)
     largest_masked[hidden] = 1000.0  # subtracting the max over every position would leave exp(-1000) = 0
     return [
         Case("one row of 5 scores, nothing masked",
-             {"scores": _array(120, 1, 5), "mask": np.ones((1, 5), dtype=bool)}),
+             {"scores": normal_array(120, 1, 5), "mask": np.ones((1, 5), dtype=bool)}),
         Case("padding: a batch of 3 sources of lengths 5, 3 and 1",
-             {"scores": _array(121, 3, 5), "mask": padding_mask([5, 3, 1], 5)}),
-        Case("masks with holes, not only padding at the end", {"scores": _array(122, 4, 6), "mask": holes}),
+             {"scores": normal_array(121, 3, 5), "mask": padding_mask([5, 3, 1], 5)}),
+        Case("masks with holes, not only padding at the end", {"scores": normal_array(122, 4, 6), "mask": holes}),
         Case("large scores (up to about ±900): exp overflows unless the largest visible score is subtracted",
-             {"scores": _array(123, 2, 7, scale=300.0), "mask": padding_mask([7, 4], 7)}),
+             {"scores": normal_array(123, 2, 7, scale=300.0), "mask": padding_mask([7, 4], 7)}),
         Case("the masked positions hold the largest scores (1000)",
              {"scores": largest_masked, "mask": padding_mask([4, 2, 5], 5)}),
         Case("several queries per example: scores (2, 3, 4), one mask (2, 1, 4) for all of an example's rows",
-             {"scores": _array(125, 2, 3, 4), "mask": padding_mask([4, 2], 4)[:, None, :]}),
+             {"scores": normal_array(125, 2, 3, 4), "mask": padding_mask([4, 2], 4)[:, None, :]}),
     ]
 
 
 def _additive_case(label: str, batch: int, S: int, d_query: int, d_key: int, d_attention: int, seed: int,
                    scale: float = 0.5) -> Case:
-    rng = _rng(seed)
+    rng = seeded_rng(seed)
     return Case(label, {
         "query": rng.normal(0, 1, (batch, d_query)), "keys": rng.normal(0, 1, (batch, S, d_key)),
         "W_q": rng.normal(0, scale, (d_attention, d_query)), "W_k": rng.normal(0, scale, (d_attention, d_key)),
@@ -188,7 +177,7 @@ def _additive_cases() -> list[Case]:
 
 def _attention_weights(seed: int, lengths: list[int], S: int) -> np.ndarray:
     """Rows that sum to 1 with zeros at padding: a softmax of random scores over each row's length."""
-    scores = _array(seed, len(lengths), S)
+    scores = normal_array(seed, len(lengths), S)
     mask = padding_mask(lengths, S)
     exps = np.where(mask, np.exp(scores - scores.max(axis=1, keepdims=True)), 0.0)
     return exps / exps.sum(axis=1, keepdims=True)
@@ -199,13 +188,13 @@ def _context_cases() -> list[Case]:
     one_hot[0, 2] = one_hot[1, 0] = 1.0
     return [
         Case("one-hot weights pick one encoder state per example",
-             {"weights": one_hot, "encoder_states": _array(140, 2, 4, 3)}),
+             {"weights": one_hot, "encoder_states": normal_array(140, 2, 4, 3)}),
         Case("uniform weights average the states", {"weights": np.full((1, 5), 0.2),
-                                                    "encoder_states": _array(141, 1, 5, 2)}),
+                                                    "encoder_states": normal_array(141, 1, 5, 2)}),
         Case("a batch of 3 with padding (weight 0 past each length); S = 6, d = 4",
-             {"weights": _attention_weights(142, [6, 4, 2], 6), "encoder_states": _array(143, 3, 6, 4)}),
+             {"weights": _attention_weights(142, [6, 4, 2], 6), "encoder_states": normal_array(143, 3, 6, 4)}),
         Case("S = d = 5: summing over the wrong axis gives the right shape, not the right numbers",
-             {"weights": _attention_weights(144, [5, 5], 5), "encoder_states": _array(145, 2, 5, 5)}),
+             {"weights": _attention_weights(144, [5, 5], 5), "encoder_states": normal_array(145, 2, 5, 5)}),
     ]
 
 
@@ -213,7 +202,7 @@ def decoder_step_params(d_embed: int, d_hidden: int, vocab_size: int, seed: int,
                         scale: float = 0.5) -> dict[str, np.ndarray]:
     """``W_hi (d, d_embed)``, ``W_hh (d, d)``, ``b_h (d,)``, ``W_c (d, 2d)`` on ``[c_t; s_t]``,
     ``W_o (V, d)``, ``b_o (V,)``: Gaussian times ``scale``."""
-    rng = _rng(seed)
+    rng = seeded_rng(seed)
     shapes = {"W_hi": (d_hidden, d_embed), "W_hh": (d_hidden, d_hidden), "b_h": (d_hidden,),
               "W_c": (d_hidden, 2 * d_hidden), "W_o": (vocab_size, d_hidden), "b_o": (vocab_size,)}
     return {name: rng.normal(0.0, scale, shapes[name]) for name in DECODER_STEP_PARAMS}
@@ -221,7 +210,7 @@ def decoder_step_params(d_embed: int, d_hidden: int, vocab_size: int, seed: int,
 
 def _decoder_step_case(label: str, lengths: list[int], S: int, d_embed: int, d_hidden: int, vocab_size: int,
                        seed: int) -> Case:
-    rng = _rng(seed)
+    rng = seeded_rng(seed)
     batch = len(lengths)
     mask = padding_mask(lengths, S)
     states = np.tanh(rng.normal(0, 1, (batch, S, d_hidden))) * mask[:, :, None]  # zero at padding, as encoded
@@ -245,7 +234,7 @@ def decoder_table(seed: int, vocab_size: int, max_length: int, bos: int, eos: in
                   eos_at: int | None) -> np.ndarray:
     """``log_probs (max_length, V, V)``: random rows, made so that greedy decoding from ``bos``
     predicts EOS first at step ``eos_at`` (0-based; never when None)."""
-    logits = _rng(seed).normal(0.0, 2.0, (max_length, vocab_size, vocab_size))
+    logits = seeded_rng(seed).normal(0.0, 2.0, (max_length, vocab_size, vocab_size))
     token = bos
     for t in range(max_length):
         row = logits[t, token]

@@ -15,6 +15,7 @@ import torch
 
 from course_lib import attention, transformer
 from course_lib.grading.cases import Assignment, Case, graded_item
+from course_lib.grading.seeded import float64_tensor, normal_array, seeded_rng
 from course_lib.grading.policies import (
     ATTENTION, EXACT, FLOAT64_REORDERED, FLOAT64_SAME_ORDER, LAYER_NORM, SOFTMAX,
 )
@@ -25,18 +26,6 @@ ENCODER_LAYER_PARAMS = (
     "linear1.weight", "linear1.bias", "linear2.weight", "linear2.bias",
     "norm1.weight", "norm1.bias", "norm2.weight", "norm2.bias",
 )
-
-
-def _rng(seed: int) -> np.random.Generator:
-    return np.random.default_rng(seed)
-
-
-def _array(seed: int, *shape: int, scale: float = 1.0) -> np.ndarray:
-    return _rng(seed).normal(0.0, scale, shape)
-
-
-def _tensor(array: np.ndarray) -> torch.Tensor:
-    return torch.as_tensor(np.asarray(array, dtype=np.float64))
 
 
 def _bool_tensor(mask: np.ndarray) -> torch.Tensor:
@@ -58,7 +47,7 @@ def _heads_module(d_model: int, num_heads: int) -> transformer.MultiHeadAttentio
 
 def scaled_dot_product_attention_reference(Q, K, V, mask) -> tuple[np.ndarray, np.ndarray]:
     """``(softmax(Q Kᵀ / √d_k) V, weights)`` with masked scores at ``-inf`` before the softmax."""
-    context, weights = attention.scaled_dot_product_attention(_tensor(Q), _tensor(K), _tensor(V),
+    context, weights = attention.scaled_dot_product_attention(float64_tensor(Q), float64_tensor(K), float64_tensor(V),
                                                               _bool_tensor(mask))
     return context.numpy(), weights.numpy()
 
@@ -69,13 +58,13 @@ def causal_mask_reference(T: int) -> np.ndarray:
 
 def split_heads_reference(x: np.ndarray, num_heads: int) -> np.ndarray:
     """``(batch, T, d_model)`` -> ``(batch, heads, T, d_head)``: :meth:`MultiHeadAttention.split_heads`."""
-    return _heads_module(np.shape(x)[-1], num_heads).split_heads(_tensor(x)).numpy()
+    return _heads_module(np.shape(x)[-1], num_heads).split_heads(float64_tensor(x)).numpy()
 
 
 def merge_heads_reference(heads: np.ndarray) -> np.ndarray:
     """``(batch, heads, T, d_head)`` -> ``(batch, T, heads · d_head)``: :meth:`MultiHeadAttention.merge_heads`."""
     _, num_heads, _, d_head = np.shape(heads)
-    return _heads_module(num_heads * d_head, num_heads).merge_heads(_tensor(heads)).numpy()
+    return _heads_module(num_heads * d_head, num_heads).merge_heads(float64_tensor(heads)).numpy()
 
 
 def sinusoidal_positions_reference(length: int, d_model: int) -> np.ndarray:
@@ -85,9 +74,9 @@ def sinusoidal_positions_reference(length: int, d_model: int) -> np.ndarray:
 def layer_norm_reference(x, gamma, beta, eps) -> np.ndarray:
     """``γ ⊙ (x − μ) / √(σ² + ε) + β`` over the last axis: the written-out :class:`LayerNorm`."""
     norm = transformer.LayerNorm(np.shape(x)[-1], eps, fused=False).double()
-    norm.load_state_dict({"weight": _tensor(gamma), "bias": _tensor(beta)})
+    norm.load_state_dict({"weight": float64_tensor(gamma), "bias": float64_tensor(beta)})
     with torch.no_grad():
-        return norm(_tensor(x)).numpy()
+        return norm(float64_tensor(x)).numpy()
 
 
 def encoder_layer_model(params: dict[str, np.ndarray], num_heads: int, eps: float) -> transformer.EncoderLayer:
@@ -96,7 +85,7 @@ def encoder_layer_model(params: dict[str, np.ndarray], num_heads: int, eps: floa
     d_ff, d_model = np.shape(params["linear1.weight"])
     with torch.random.fork_rng(devices=[]):
         layer = transformer.EncoderLayer(d_model, num_heads, d_ff, layer_norm_eps=eps, fused=False).double()
-    layer.load_state_dict(transformer.from_torch_state_dict({name: _tensor(params[name])
+    layer.load_state_dict(transformer.from_torch_state_dict({name: float64_tensor(params[name])
                                                              for name in ENCODER_LAYER_PARAMS}))
     return layer.eval()
 
@@ -105,7 +94,7 @@ def encoder_layer_reference(x, mask, params, num_heads, eps) -> np.ndarray:
     """``(batch, S, d_model)``; ``mask (batch, S)`` is True at real tokens (keys that may be seen)."""
     layer = encoder_layer_model(params, num_heads, eps)
     with torch.no_grad():
-        return layer(_tensor(x), _bool_tensor(mask)[:, None, None, :]).numpy()
+        return layer(float64_tensor(x), _bool_tensor(mask)[:, None, None, :]).numpy()
 
 
 # --------------------------------------------------------------------------- cases
@@ -113,7 +102,7 @@ def encoder_layer_reference(x, mask, params, num_heads, eps) -> np.ndarray:
 
 def _attention_case(label: str, seed: int, batch_shape: tuple[int, ...], T_q: int, T_k: int, d_k: int, d_v: int,
                     mask: np.ndarray, scale: float = 1.0) -> Case:
-    rng = _rng(seed)
+    rng = seeded_rng(seed)
     return Case(label, {"Q": rng.normal(0, scale, (*batch_shape, T_q, d_k)),
                         "K": rng.normal(0, scale, (*batch_shape, T_k, d_k)),
                         "V": rng.normal(0, 1, (*batch_shape, T_k, d_v)), "mask": mask})
@@ -121,7 +110,7 @@ def _attention_case(label: str, seed: int, batch_shape: tuple[int, ...], T_q: in
 
 def _attention_cases() -> list[Case]:
     causal = np.tril(np.ones((5, 5), dtype=bool))
-    holes = _rng(205).random((2, 3, 4, 6)) < 0.6
+    holes = seeded_rng(205).random((2, 3, 4, 6)) < 0.6
     holes[..., 0] = True  # every query sees at least one key
     return [
         _attention_case("self-attention with the causal mask: T = 5, d_k = d_v = 4", 200, (1,), 5, 5, 4, 4, causal),
@@ -141,19 +130,19 @@ def _causal_mask_cases() -> list[Case]:
 
 def _split_heads_cases() -> list[Case]:
     return [
-        Case("batch 1, T = 3, d_model = 4 into 2 heads of 2", {"x": _array(210, 1, 3, 4), "num_heads": 2}),
-        Case("batch 2, T = 5, d_model = 12 into 3 heads of 4", {"x": _array(211, 2, 5, 12), "num_heads": 3}),
-        Case("T = heads = 4: the right shape from the wrong axes", {"x": _array(212, 2, 4, 8), "num_heads": 4}),
-        Case("d_head = 1: as many heads as features", {"x": _array(213, 3, 2, 6), "num_heads": 6}),
+        Case("batch 1, T = 3, d_model = 4 into 2 heads of 2", {"x": normal_array(210, 1, 3, 4), "num_heads": 2}),
+        Case("batch 2, T = 5, d_model = 12 into 3 heads of 4", {"x": normal_array(211, 2, 5, 12), "num_heads": 3}),
+        Case("T = heads = 4: the right shape from the wrong axes", {"x": normal_array(212, 2, 4, 8), "num_heads": 4}),
+        Case("d_head = 1: as many heads as features", {"x": normal_array(213, 3, 2, 6), "num_heads": 6}),
     ]
 
 
 def _merge_heads_cases() -> list[Case]:
     return [
-        Case("batch 1, 2 heads, T = 3, d_head = 2", {"heads": _array(220, 1, 2, 3, 2)}),
-        Case("batch 2, 3 heads, T = 5, d_head = 4", {"heads": _array(221, 2, 3, 5, 4)}),
-        Case("heads = T = 4: the right shape from the wrong axes", {"heads": _array(222, 2, 4, 4, 2)}),
-        Case("d_head = 1: 4 heads of one feature, T = 2", {"heads": _array(223, 3, 4, 2, 1)}),
+        Case("batch 1, 2 heads, T = 3, d_head = 2", {"heads": normal_array(220, 1, 2, 3, 2)}),
+        Case("batch 2, 3 heads, T = 5, d_head = 4", {"heads": normal_array(221, 2, 3, 5, 4)}),
+        Case("heads = T = 4: the right shape from the wrong axes", {"heads": normal_array(222, 2, 4, 4, 2)}),
+        Case("d_head = 1: 4 heads of one feature, T = 2", {"heads": normal_array(223, 3, 4, 2, 1)}),
     ]
 
 
@@ -168,7 +157,7 @@ def _positions_cases() -> list[Case]:
 
 def _layer_norm_case(label: str, seed: int, shape: tuple[int, ...], eps: float, *, scale: float = 1.0,
                      shift: float = 0.0) -> Case:
-    rng = _rng(seed)
+    rng = seeded_rng(seed)
     d = shape[-1]
     return Case(label, {"x": shift + rng.normal(0, scale, shape), "gamma": rng.normal(1, 0.5, d),
                         "beta": rng.normal(0, 0.5, d), "eps": eps})
@@ -187,7 +176,7 @@ def _layer_norm_cases() -> list[Case]:
 
 def encoder_layer_params(d_model: int, d_ff: int, seed: int, scale: float = 0.3) -> dict[str, np.ndarray]:
     """An ``nn.TransformerEncoderLayer`` state dict of Gaussian weights (γ near 1)."""
-    rng = _rng(seed)
+    rng = seeded_rng(seed)
     shapes = {"self_attn.in_proj_weight": (3 * d_model, d_model), "self_attn.in_proj_bias": (3 * d_model,),
               "self_attn.out_proj.weight": (d_model, d_model), "self_attn.out_proj.bias": (d_model,),
               "linear1.weight": (d_ff, d_model), "linear1.bias": (d_ff,),
@@ -201,7 +190,7 @@ def encoder_layer_params(d_model: int, d_ff: int, seed: int, scale: float = 0.3)
 
 def _encoder_layer_case(label: str, lengths: list[int], S: int, d_model: int, num_heads: int, d_ff: int,
                         seed: int, eps: float = 1e-5) -> Case:
-    return Case(label, {"x": _array(seed, len(lengths), S, d_model), "mask": padding_mask(lengths, S),
+    return Case(label, {"x": normal_array(seed, len(lengths), S, d_model), "mask": padding_mask(lengths, S),
                         "params": encoder_layer_params(d_model, d_ff, seed + 1), "num_heads": num_heads,
                         "eps": eps})
 

@@ -1,0 +1,25 @@
+"""Seeded inputs for the case sets: the same arrays on every run, in the precision the items grade.
+
+Each case draws from its own seed, so adding or reordering cases never changes another case's inputs.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+__all__ = ["float64_tensor", "normal_array", "seeded_rng"]
+
+
+def seeded_rng(seed: int) -> np.random.Generator:
+    """NumPy's generator for one case."""
+    return np.random.default_rng(seed)
+
+
+def normal_array(seed: int, *shape: int, scale: float = 1.0) -> np.ndarray:
+    """A float64 array of ``shape`` drawn from N(0, scale²) with ``seed``."""
+    return seeded_rng(seed).normal(0.0, scale, shape)
+
+
+def float64_tensor(array: np.ndarray) -> torch.Tensor:
+    """The array as a float64 tensor, for a reference computed with PyTorch."""
+    return torch.as_tensor(np.asarray(array, dtype=np.float64))
