@@ -7,7 +7,7 @@ from itertools import islice
 import pytest
 
 from course_lib.cnn_lm import CNNLM
-from course_lib.data.stories import make_probes
+from course_lib.data.probes import make_probes
 from course_lib.data.text import word_tokenize
 from course_lib.recipes import all_recipes, find_recipe
 from course_lib.recipes.ch05_lstm_gru import CURRICULUM, stage_batches, story_vocabulary

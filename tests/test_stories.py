@@ -201,18 +201,6 @@ def test_every_seed_gives_the_same_stories_log_probabilities_and_probes_as_publi
     assert digest.hexdigest() == CORPUS_DIGEST
 
 
-def test_the_chapters_imports_from_the_stories_module_keep_working():
-    from course_lib.data import corpus, probes
-    from course_lib.data.stories import chance_accuracy as moved_chance, make_probes as moved_probes
-    from course_lib.data.stories import story_corpus as moved_corpus
-
-    assert (moved_corpus, moved_probes, moved_chance) == (
-        corpus.story_corpus, probes.make_probes, probes.chance_accuracy)
-    with pytest.raises(ImportError, match="no_such_name"):
-        from course_lib.data.stories import no_such_name  # noqa: F401
-
-
-
 def test_same_seed_same_stories_different_seed_different_stories():
     assert generate_stories(20, seed=1) == generate_stories(20, seed=1)
     assert generate_stories(20, seed=1) != generate_stories(20, seed=2)

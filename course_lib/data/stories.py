@@ -509,20 +509,3 @@ def prefix_logprob(text: str, program: StoryProgram | None = None) -> float:
     checks.text("text", text)
     program = default_program() if program is None else program
     return prefix_logprob_of(program.tell, word_tokenize(text))
-
-
-# Chapters 1-5 of the book import these three from here; they live in the corpus and probe modules.
-_MOVED = {
-    "story_corpus": "course_lib.data.corpus",
-    "make_probes": "course_lib.data.probes",
-    "chance_accuracy": "course_lib.data.probes",
-}
-
-
-def __getattr__(name: str):
-    """``from course_lib.data.stories import story_corpus`` keeps working (imported on first use)."""
-    if name in _MOVED:
-        import importlib
-
-        return getattr(importlib.import_module(_MOVED[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

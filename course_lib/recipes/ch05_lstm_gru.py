@@ -15,7 +15,7 @@ back, not 500: the long-range effect the chapter measures shows within a few min
 
 Each story is one sequence, ``<s> w_1 ... w_n </s>``, read from a zero state: the model predicts
 every word and the end of the story, the units the corpus's entropy floor is counted in, and the
-probes (:func:`course_lib.data.stories.make_probes`) are read the same way. Training stories are
+probes (:func:`course_lib.data.probes.make_probes`) are read the same way. Training stories are
 drawn fresh from the corpus's generator at every step (:func:`stage_batches`), first short ones,
 then ever longer (:data:`CURRICULUM`); the validation split is every chapter's.
 
