@@ -60,6 +60,7 @@ __all__ = [
     "stage_batches",
     "story_vocabulary",
     "train_model",
+    "train_through_curriculum",
 ]
 
 # The validation and test splits are those of every chapter (each split has its own seed); the
@@ -156,6 +157,31 @@ def train_model(cell: str, seed: int = 0, steps: int | None = None,
     pad = vocabulary.special_id("<pad>")
     validation = encode_stories(_corpus().tokens("validation"), vocabulary)
     validation_batches = [pad_sequences(validation[i : i + 50], pad) for i in range(0, len(validation), 50)]
+    history = train_through_curriculum(model, curriculum, LEARNING_RATE[cell], seed, vocabulary,
+                                       validation_batches, steps)
+    metadata = {
+        "cell": cell,
+        "d_embed": D_EMBED,
+        "d_hidden": HIDDEN[cell],
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "vocabulary": vocabulary.to_json(),
+        "corpus": CORPUS,
+        "batch_size": BATCH_SIZE,
+        "clip_grad_norm": CLIP_GRAD_NORM,
+        **history,
+    }
+    return model, metadata
+
+
+def train_through_curriculum(model, curriculum: Sequence[Stage], learning_rate: float, seed: int,
+                             vocabulary: Vocabulary, validation_batches: list, steps: int | None = None) -> dict:
+    """Train ``model`` in place through ``curriculum``, then put it in eval mode; ``steps`` keeps only
+    the first steps. Returns ``stages``, ``train_loss``, ``val_steps`` and ``val_loss`` for the metadata.
+
+    Each stage is one call of :func:`course_lib.train.train` (a fresh AdamW at ``learning_rate``
+    times the stage's factor, gradients clipped to norm 1) on the stage's fresh stories, evaluated
+    on ``validation_batches`` every ``EVAL_EVERY`` steps; steps count from the start of the curriculum.
+    """
     budget = sum(stage.steps for stage in curriculum) if steps is None else steps
     done, stages = 0, []
     train_loss: list[float] = []
@@ -166,7 +192,7 @@ def train_model(cell: str, seed: int = 0, steps: int | None = None,
         if stage_steps <= 0:
             break
         config = TrainConfig(max_steps=stage_steps, batch_size=BATCH_SIZE,
-                             learning_rate=LEARNING_RATE[cell] * stage.learning_rate_factor,
+                             learning_rate=learning_rate * stage.learning_rate_factor,
                              clip_grad_norm=CLIP_GRAD_NORM, eval_every=min(EVAL_EVERY, stage_steps),
                              eval_batches=len(validation_batches), seed=seed + index, progress=False)
         history = train(model, stage_batches(stage, vocabulary, BATCH_SIZE, derive_seed(seed, "stage", index)),
@@ -178,21 +204,7 @@ def train_model(cell: str, seed: int = 0, steps: int | None = None,
         stages.append({**asdict(stage), "steps": stage_steps, "last_step": done,
                        "learning_rate": config.learning_rate})
     model.eval()
-    metadata = {
-        "cell": cell,
-        "d_embed": D_EMBED,
-        "d_hidden": HIDDEN[cell],
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "vocabulary": vocabulary.to_json(),
-        "corpus": CORPUS,
-        "stages": stages,
-        "batch_size": BATCH_SIZE,
-        "clip_grad_norm": CLIP_GRAD_NORM,
-        "train_loss": train_loss,
-        "val_steps": val_steps,
-        "val_loss": val_loss,
-    }
-    return model, metadata
+    return {"stages": stages, "train_loss": train_loss, "val_steps": val_steps, "val_loss": val_loss}
 
 
 SEEDS = (0, 1, 2)

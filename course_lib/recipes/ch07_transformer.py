@@ -31,12 +31,12 @@ from torch import nn
 from course_lib.checks import one_of
 from course_lib.cnn_lm import CNNLM, CNNLMConfig, doubling_dilations
 from course_lib.data.corpus import story_corpus
-from course_lib.data.program import derive_seed
 from course_lib.recipes import Recipe
-from course_lib.recipes.ch05_lstm_gru import CORPUS, CURRICULUM, Stage, stage_batches, story_vocabulary
+from course_lib.recipes.ch05_lstm_gru import (BATCH_SIZE, CLIP_GRAD_NORM, CORPUS, CURRICULUM, Stage,
+                                              story_vocabulary, train_through_curriculum)
 from course_lib.runtime import seed_everything
 from course_lib.story_text import encode_stories
-from course_lib.train import TrainConfig, pad_sequences, train
+from course_lib.train import pad_sequences
 from course_lib.transformer import TransformerLM, TransformerLMConfig
 
 __all__ = [
@@ -72,9 +72,6 @@ COOL_DOWN = Stage(max_facts=3, max_fillers=8, steps=1000, learning_rate_factor=0
 SCHEDULE = (*CURRICULUM, COOL_DOWN)
 SCHEDULES = {"transformer": SCHEDULE, "cnn": CURRICULUM}
 LEARNING_RATE = {"transformer": 3e-3, "cnn": 3e-3}
-BATCH_SIZE = 32
-CLIP_GRAD_NORM = 1.0
-EVAL_EVERY = 250
 
 
 def transformer_config() -> TransformerLMConfig:
@@ -120,28 +117,8 @@ def train_model(family: str, seed: int = 0, steps: int | None = None,
     pad = vocabulary.special_id("<pad>")
     validation = _validation_stories()
     validation_batches = [pad_sequences(validation[i : i + 50], pad) for i in range(0, len(validation), 50)]
-    budget = sum(stage.steps for stage in curriculum) if steps is None else steps
-    done, stages = 0, []
-    train_loss: list[float] = []
-    val_steps: list[int] = []
-    val_loss: list[float] = []
-    for index, stage in enumerate(curriculum):
-        stage_steps = min(stage.steps, budget - done)
-        if stage_steps <= 0:
-            break
-        config = TrainConfig(max_steps=stage_steps, batch_size=BATCH_SIZE,
-                             learning_rate=LEARNING_RATE[family] * stage.learning_rate_factor,
-                             clip_grad_norm=CLIP_GRAD_NORM, eval_every=min(EVAL_EVERY, stage_steps),
-                             eval_batches=len(validation_batches), seed=seed + index, progress=False)
-        history = train(model, stage_batches(stage, vocabulary, BATCH_SIZE, derive_seed(seed, "stage", index)),
-                        config, val_batches=validation_batches)
-        train_loss += [round(x, 4) for x in history.train_loss]
-        val_steps += [done + step for step in history.val_steps]
-        val_loss += [round(x, 4) for x in history.val_loss]
-        done += stage_steps
-        stages.append({**asdict(stage), "steps": stage_steps, "last_step": done,
-                       "learning_rate": config.learning_rate})
-    model.eval()
+    history = train_through_curriculum(model, curriculum, LEARNING_RATE[family], seed, vocabulary,
+                                       validation_batches, steps)
     settings = asdict(model.config)
     metadata = {
         "family": family,
@@ -149,12 +126,9 @@ def train_model(family: str, seed: int = 0, steps: int | None = None,
         "parameters": sum(p.numel() for p in model.parameters()),
         "vocabulary": vocabulary.to_json(),
         "corpus": CORPUS,
-        "stages": stages,
         "batch_size": BATCH_SIZE,
         "clip_grad_norm": CLIP_GRAD_NORM,
-        "train_loss": train_loss,
-        "val_steps": val_steps,
-        "val_loss": val_loss,
+        **history,
     }
     if family == "cnn":
         metadata["receptive_field"] = model.receptive_field
