@@ -67,12 +67,20 @@ __all__ = [
     "TransformerConditionedDecoder",
     "TransformerSeq2Seq",
     "from_torch_state_dict",
+    "gelu_tanh",
     "set_fused",
     "sinusoidal_positions",
     "to_torch_state_dict",
 ]
 
-ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu}
+
+def gelu_tanh(x: Tensor) -> Tensor:
+    """GPT-2's GELU ("gelu_new"): ``0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))``, the tanh
+    approximation of ``x Φ(x)``, as ``F.gelu(x, approximate="tanh")`` computes it."""
+    return F.gelu(x, approximate="tanh")
+
+
+ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu, "gelu_tanh": gelu_tanh}
 POSITIONS = ("sinusoidal", "learned")
 
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from course_lib.cnn_lm import CNNLM, CachedCNNLM, CNNLMConfig
+from course_lib.gpt import GPT, GPTConfig
 from course_lib.language_model import LanguageModel, continue_sequences, sample
 from course_lib.lstm import CELLS, recurrent_layer
 from course_lib.neural_lm import FixedWindowLM
@@ -54,6 +55,7 @@ MODELS = {
        for cell in CELLS for fused in (False, True)},
     "transformer-learned": lambda: _transformer("learned", fused=True),
     "transformer-sinusoidal-written-out": lambda: _transformer("sinusoidal", fused=False),
+    "gpt": lambda: GPT(GPTConfig(9, d_model=8, num_heads=2, num_layers=2, max_context=16)).double(),
 }
 
 
