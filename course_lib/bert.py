@@ -29,29 +29,27 @@ inside, it becomes Chapter 7's boolean key mask. Both attention paths of Chapter
 
 Hugging Face's state dicts load by name (:func:`from_hf_state_dict`, :func:`to_hf_state_dict`,
 ``model.load_hf_state_dict``); BERT needs no transposes, only the three projections ``query``,
-``key``, ``value`` stacked into Chapter 7's ``in_proj_weight``:
+``key``, ``value`` stacked into Chapter 7's ``in_proj_weight`` (``bert.`` or ``roberta.`` in
+front of the encoder's names in the models with a head)::
 
-====================================================  =========================================
-Hugging Face (``bert.`` / ``roberta.`` in front)       course
-====================================================  =========================================
-``embeddings.word_embeddings``                        ``embeddings.token``
-``embeddings.position_embeddings``                    ``embeddings.position``
-``embeddings.token_type_embeddings``                  ``embeddings.segment``
-``embeddings.LayerNorm``                              ``embeddings.norm``
-``encoder.layer.{l}.attention.self.{query,key,value}``  ``encoder.layers.{l}.self_attention.in_proj_*``
-``encoder.layer.{l}.attention.output.dense``          ``encoder.layers.{l}.self_attention.out_proj``
-``encoder.layer.{l}.attention.output.LayerNorm``      ``encoder.layers.{l}.norm1``
-``encoder.layer.{l}.intermediate.dense``              ``encoder.layers.{l}.feed_forward.linear1``
-``encoder.layer.{l}.output.dense``                    ``encoder.layers.{l}.feed_forward.linear2``
-``encoder.layer.{l}.output.LayerNorm``                ``encoder.layers.{l}.norm2``
-``pooler.dense``                                      ``pooler.dense``
-``cls.predictions.transform.dense`` / ``lm_head.dense``  ``mlm_head.dense``
-``cls.predictions.transform.LayerNorm`` / ``lm_head.layer_norm``  ``mlm_head.norm``
-``cls.predictions.decoder.weight`` / ``lm_head.decoder.weight``  ``mlm_head.decoder.weight`` (tied)
-``cls.predictions.bias`` / ``lm_head.bias``            ``mlm_head.decoder.bias``
-``cls.seq_relationship``                              ``nsp_head``
-``qa_outputs``                                        ``qa_outputs``
-====================================================  =========================================
+    Hugging Face                                      course
+    embeddings.word_embeddings                        embeddings.token
+    embeddings.position_embeddings                    embeddings.position
+    embeddings.token_type_embeddings                  embeddings.segment
+    embeddings.LayerNorm                              embeddings.norm
+    encoder.layer.{l}.attention.self.{query,key,value}  encoder.layers.{l}.self_attention.in_proj_*
+    encoder.layer.{l}.attention.output.dense          encoder.layers.{l}.self_attention.out_proj
+    encoder.layer.{l}.attention.output.LayerNorm      encoder.layers.{l}.norm1
+    encoder.layer.{l}.intermediate.dense              encoder.layers.{l}.feed_forward.linear1
+    encoder.layer.{l}.output.dense                    encoder.layers.{l}.feed_forward.linear2
+    encoder.layer.{l}.output.LayerNorm                encoder.layers.{l}.norm2
+    pooler.dense                                      pooler.dense
+    cls.predictions.transform.dense    lm_head.dense        mlm_head.dense
+    cls.predictions.transform.LayerNorm  lm_head.layer_norm  mlm_head.norm
+    cls.predictions.decoder.weight     lm_head.decoder.weight  mlm_head.decoder.weight (tied)
+    cls.predictions.bias               lm_head.bias         mlm_head.decoder.bias
+    cls.seq_relationship                                  nsp_head
+    qa_outputs                                            qa_outputs
 
 :func:`parameter_count_formula` writes the count out component by component (BERT-base:
 109,482,240; BERT-large: 335,141,888), :func:`count_parameters` counts a model's tensors and
@@ -87,8 +85,10 @@ __all__ = [
     "ParameterTable",
     "PreTrainingOutput",
     "QuestionAnsweringOutput",
+    "best_answer_span",
     "count_parameters",
     "from_hf_state_dict",
+    "mean_pooling",
     "parameter_count_formula",
     "parameter_memory_bytes",
     "position_ids",
@@ -109,6 +109,7 @@ class BertConfig:
     ``position_offset``: ``None`` numbers the positions ``0 .. T-1`` (BERT); an integer ``o``
     numbers the real tokens ``o+1, o+2, ...`` and gives padding ``o`` (RoBERTa, ``o = pad_token_id``).
     ``model_type`` (``"bert"`` or ``"roberta"``) says whose state-dict names to read and write.
+    ``hidden_act`` ``"gelu"`` is the exact ``x Φ(x)`` (erf), as BERT's and ``F.gelu``'s.
     ``fused`` picks the attention and layer-norm path (Chapter 7); the numbers are the same.
     """
 
@@ -181,7 +182,7 @@ class BertConfig:
             raise checks.ArgumentError("the course's BERT has absolute positions and bidirectional attention; this "
                                        "configuration asks for relative positions or a decoder")
         known = {f.name for f in fields(cls)} - {"position_offset", "fused"}
-        arguments = {name: values[name] for name in known if name in values}
+        arguments = {name: values[name] for name in known if values.get(name) is not None}
         arguments["model_type"] = values.get("model_type", "bert")
         if arguments["model_type"] == "roberta":
             arguments["position_offset"] = arguments.get("pad_token_id", 1)
@@ -514,6 +515,50 @@ def question_answering_loss(start_logits: Tensor, end_logits: Tensor, start_posi
             + F.cross_entropy(end_logits, end, ignore_index=time)) / 2
 
 
+def best_answer_span(start_logits: Tensor, end_logits: Tensor, max_answer_length: int,
+                     allowed: Tensor | None = None) -> Tensor:
+    """The answer a question-answering model reads off its logits::
+
+        (ŝ, ê) = argmax_{s ≤ e < s + max_answer_length, s and e allowed} start_logits[s] + end_logits[e]
+
+    ``start_logits``, ``end_logits`` ``(batch, T)``; ``allowed (batch, T)`` boolean, True where an
+    answer may start or end (the context's tokens, not the question's or the padding); returns
+    ``(batch, 2)`` token positions ``[ŝ, ê]``, inclusive.
+    """
+    if start_logits.dim() != 2 or start_logits.shape != end_logits.shape:
+        raise checks.ArgumentError(f"start_logits and end_logits must both be (batch, seq_len), got shapes "
+                                   f"{tuple(start_logits.shape)} and {tuple(end_logits.shape)}")
+    max_answer_length = checks.positive_int("max_answer_length", max_answer_length)
+    time = start_logits.shape[1]
+    start, end = torch.arange(time)[:, None], torch.arange(time)[None, :]
+    valid = (start <= end) & (end < start + max_answer_length)  # (T, T): rows starts, columns ends
+    if allowed is not None:
+        if not isinstance(allowed, Tensor) or allowed.dtype != torch.bool or allowed.shape != start_logits.shape:
+            raise checks.ArgumentError(f"allowed must be a boolean tensor of the logits' shape "
+                                       f"{tuple(start_logits.shape)}")
+        if not bool(allowed.any(dim=1).all()):
+            raise checks.ArgumentError("every row of allowed needs at least one position an answer may take")
+        valid = valid & allowed[:, :, None] & allowed[:, None, :]
+    scores = (start_logits[:, :, None] + end_logits[:, None, :]).masked_fill(~valid, float("-inf"))
+    best = scores.flatten(1).argmax(dim=1)  # (batch,)
+    return torch.stack([best // time, best % time], dim=1)
+
+
+def mean_pooling(last_hidden_state: Tensor, attention_mask: Tensor) -> Tensor:
+    """A sentence's vector as the mean of its real tokens' vectors (the pooling of sentence
+    encoders such as all-MiniLM-L6-v2)::
+
+        v = Σ_i m_i h_i / max(Σ_i m_i, 1e-9)          m_i = attention_mask[i]
+
+    ``last_hidden_state (batch, T, H)``, ``attention_mask (batch, T)`` of 1/0 -> ``(batch, H)``.
+    """
+    if attention_mask.shape != last_hidden_state.shape[:2]:
+        raise checks.ArgumentError(f"attention_mask must be (batch, seq_len) = {tuple(last_hidden_state.shape[:2])}, "
+                                   f"got {tuple(attention_mask.shape)}")
+    weights = attention_mask.to(last_hidden_state.dtype).unsqueeze(-1)  # (batch, T, 1)
+    return (last_hidden_state * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
+
+
 class BertForQuestionAnswering(_HuggingFaceNames, nn.Module):
     """Extractive question answering: :class:`BertModel` without a pooler and ``qa_outputs``, a
     linear map ``H -> 2``: ``[start_logits, end_logits] = h W_qa + b_qa``, one pair per token.
@@ -528,7 +573,8 @@ class BertForQuestionAnswering(_HuggingFaceNames, nn.Module):
         _initialise(self.qa_outputs, config.initializer_range)
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None, token_type_ids: Tensor | None = None,
-                start_positions: Tensor | None = None, end_positions: Tensor | None = None) -> QuestionAnsweringOutput:
+                start_positions: Tensor | None = None,
+                end_positions: Tensor | None = None) -> QuestionAnsweringOutput:
         hidden = self.bert(input_ids, attention_mask, token_type_ids).last_hidden_state
         start_logits, end_logits = self.qa_outputs(hidden).unbind(dim=-1)  # (batch, T) each
         loss = None
@@ -545,7 +591,8 @@ _IN_LAYER = (("self_attention.out_proj.", "attention.output.dense."), ("norm1.",
              ("norm2.", "output.LayerNorm."))
 _IN_MODEL = (("embeddings.token.", "embeddings.word_embeddings."),
              ("embeddings.position.", "embeddings.position_embeddings."),
-             ("embeddings.segment.", "embeddings.token_type_embeddings."), ("embeddings.norm.", "embeddings.LayerNorm."),
+             ("embeddings.segment.", "embeddings.token_type_embeddings."),
+             ("embeddings.norm.", "embeddings.LayerNorm."),
              ("pooler.dense.", "pooler.dense."))
 _HEADS = {
     "bert": (("mlm_head.dense.", "cls.predictions.transform.dense."),
@@ -613,17 +660,17 @@ def from_hf_state_dict(hf_state_dict: Mapping[str, Tensor], *, strict_names: boo
     :func:`to_hf_state_dict`): ``query``, ``key``, ``value`` stacked into ``in_proj_*``; the
     ``position_ids`` buffers some checkpoints keep dropped. A name the course does not know is an
     error unless ``strict_names=False`` (then it is skipped)."""
-    heads = {hf: course for pairs in _HEADS.values() for course, hf in pairs}
-    aliases = {alias: "mlm_head.decoder.bias" for alias in _BIAS_ALIAS.values()}
     state, projections = {}, {}
     for hf_name, tensor in hf_state_dict.items():
-        if hf_name.endswith(("position_ids", "token_type_ids")) and "embeddings." in hf_name:
+        if hf_name.endswith(("embeddings.position_ids", "embeddings.token_type_ids")):
             continue  # index buffers, not parameters
-        course = _translate(hf_name, [(hf, c) for hf, c in {**heads, **aliases}.items()])
-        if course is None:
-            course = _model_name_from_hf(hf_name, tensor, projections)
-            if course is False:  # one of query/key/value, stacked below
-                continue
+        prefix, inner = _split_model_prefix(hf_name)
+        layer = _HF_LAYER.fullmatch(inner)
+        projection = None if layer is None else _HF_PROJECTION.fullmatch(layer[2])
+        if projection is not None:  # one of query, key, value: stacked below
+            projections.setdefault((prefix, layer[1], projection[2]), {})[projection[1]] = tensor
+            continue
+        course = _course_name(prefix, inner) if prefix else _translate(hf_name, _HF_HEADS) or _course_name("", inner)
         if course is None:
             if strict_names:
                 raise checks.ArgumentError(f"{hf_name!r} is not a BERT or RoBERTa tensor the course knows; pass "
@@ -641,21 +688,26 @@ def from_hf_state_dict(hf_state_dict: Mapping[str, Tensor], *, strict_names: boo
     return state
 
 
-def _model_name_from_hf(hf_name: str, tensor: Tensor, projections: dict) -> str | None | bool:
-    """A Hugging Face name inside the encoder model -> the course's name; ``False`` when it is a
-    query/key/value tensor (collected in ``projections``); ``None`` when unknown."""
-    prefix, inner = "", hf_name
+# Hugging Face's head names (either model type, and the bias's second name) -> the course's
+_HF_HEADS = tuple({hf: course for pairs in _HEADS.values() for course, hf in pairs}.items()) + tuple(
+    (alias, "mlm_head.decoder.bias") for alias in _BIAS_ALIAS.values())
+
+
+def _split_model_prefix(hf_name: str) -> tuple[str, str]:
+    """``("bert.", rest)`` for a name under ``bert.`` or ``roberta.`` (the encoder of a model with a
+    head, ``bert.`` in the course's models), else ``("", hf_name)``."""
     for model_type in MODEL_TYPES:
         if hf_name.startswith(model_type + "."):
-            prefix, inner = "bert.", hf_name[len(model_type) + 1:]
+            return "bert.", hf_name[len(model_type) + 1:]
+    return "", hf_name
+
+
+def _course_name(prefix: str, inner: str) -> str | None:
+    """A Hugging Face name inside the encoder model (not a projection) -> the course's, or ``None``."""
     layer = _HF_LAYER.fullmatch(inner)
     if layer is None:
         translated = _translate(inner, [(hf, course) for course, hf in _IN_MODEL])
         return None if translated is None else prefix + translated
-    projection = _HF_PROJECTION.fullmatch(layer[2])
-    if projection is not None:
-        projections.setdefault((prefix, int(layer[1]), projection[2]), {})[projection[1]] = tensor
-        return False
     translated = _translate(layer[2], [(hf, course) for course, hf in _IN_LAYER])
     return None if translated is None else f"{prefix}encoder.layers.{layer[1]}.{translated}"
 

@@ -11,8 +11,9 @@ import transformers
 
 from course_lib import checks
 from course_lib.bert import (BertConfig, BertForMaskedLM, BertForPreTraining, BertForQuestionAnswering, BertModel,
-                             count_parameters, from_hf_state_dict, parameter_count_formula, parameter_memory_bytes,
-                             position_ids, question_answering_loss, to_hf_state_dict)
+                             best_answer_span, count_parameters, from_hf_state_dict, mean_pooling,
+                             parameter_count_formula, parameter_memory_bytes, position_ids, question_answering_loss,
+                             to_hf_state_dict)
 from course_lib.transformer import set_fused
 
 TOLERANCE = 1e-5
@@ -93,6 +94,19 @@ def test_output_shapes_and_the_pooler_reads_the_first_token():
     assert torch.allclose(output.pooler_output, expected, atol=1e-6)
 
 
+def test_dropout_is_berts_attention_weights_and_sublayer_outputs_not_ffn_hidden_units():
+    config = BertConfig.from_hf(HF_BERT, attention_probs_dropout_prob=0.2, hidden_dropout_prob=0.3)
+    layer = BertModel(config).encoder.layers[0]
+    assert layer.self_attention.dropout == 0.2
+    assert layer.dropout1.p == layer.dropout2.p == 0.3
+    assert isinstance(layer.feed_forward.dropout, torch.nn.Identity)
+    without_dropout = BertModel(BertConfig.from_hf(HF_BERT, attention_probs_dropout_prob=0.0,
+                                                   hidden_dropout_prob=0.0))
+    batch = _batch(0)
+    assert torch.equal(without_dropout.train()(*batch).last_hidden_state,
+                       without_dropout.eval()(*batch).last_hidden_state)
+
+
 def test_written_out_and_fused_paths_agree_on_a_random_model():
     model = BertForMaskedLM(BertConfig.from_hf(HF_BERT)).eval()
     batch = _batch(0)
@@ -149,6 +163,32 @@ def test_roberta_positions_start_after_padding_and_skip_it():
     assert torch.equal(position_ids(ids, config), expected)
     assert position_ids(ids, config)[0].tolist() == [2, 3, 4, 5, 1, 1]
     assert position_ids(ids, BertConfig.from_hf(HF_BERT))[0].tolist() == list(range(6))
+
+
+def test_best_answer_span_equals_a_brute_force_search():
+    generator = torch.Generator().manual_seed(0)
+    start_logits, end_logits = torch.randn(50, 9, generator=generator), torch.randn(50, 9, generator=generator)
+    allowed = torch.rand(50, 9, generator=generator) < 0.7
+    allowed[:, 4] = True
+    spans = best_answer_span(start_logits, end_logits, 3, allowed)
+    for row in range(50):
+        candidates = [(float(start_logits[row, s] + end_logits[row, e]), s, e)
+                      for s in range(9) for e in range(s, min(s + 3, 9)) if allowed[row, s] and allowed[row, e]]
+        _, s, e = max(candidates)
+        assert spans[row].tolist() == [s, e]
+    unconstrained = best_answer_span(start_logits, end_logits, 9)
+    assert (unconstrained[:, 0] <= unconstrained[:, 1]).all()
+    with pytest.raises(checks.ArgumentError, match="at least one position"):
+        best_answer_span(start_logits[:1], end_logits[:1], 3, torch.zeros(1, 9, dtype=torch.bool))
+
+
+def test_mean_pooling_averages_the_real_tokens_only():
+    hidden = torch.randn(2, 4, 3, generator=torch.Generator().manual_seed(0))
+    mask = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]])
+    pooled = mean_pooling(hidden, mask)
+    assert torch.allclose(pooled[0], hidden[0, :2].mean(0)) and torch.allclose(pooled[1], hidden[1].mean(0))
+    with pytest.raises(checks.ArgumentError, match="attention_mask"):
+        mean_pooling(hidden, mask[:, :3])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -216,7 +216,9 @@ def test_span_corruption_honours_noise_density_and_mean_span_length_on_average()
         length = int(torch.randint(40, 400, (1,), generator=generator))
         result = span_corruption(torch.randint(5, 100, (length,), generator=generator), vocab_size=200,
                                  generator=generator)
-        noise, spans, tokens = noise + int(result.span_lengths.sum()), spans + len(result.span_lengths), tokens + length
+        noise += int(result.span_lengths.sum())
+        spans += len(result.span_lengths)
+        tokens += length
     assert abs(noise / tokens - 0.15) < 0.005  # rounding per sequence only
     assert abs(noise / spans - 3.0) < 0.1
 
