@@ -12,6 +12,11 @@ Models that are not ``nn.Module``s (an n-gram model's counts) are written the sa
 
 Tied weights (one parameter reachable under two names, e.g. GPT's token embedding and output
 layer) are written once, under the first name in the state dict; loading fills every alias.
+
+A run that should be able to stop and go on saves more than weights: :func:`save_training_state`
+adds the optimizer's state (AdamW's moment estimates and step counts) and any further tensors
+(random generators' states, the best weights so far), and :func:`load_training_state` puts them
+back, so that the resumed run continues exactly as the uninterrupted one would have.
 """
 from __future__ import annotations
 
@@ -25,7 +30,8 @@ import torch.nn as nn
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
-__all__ = ["load_arrays", "load_checkpoint", "read_checkpoint_metadata", "save_arrays", "save_checkpoint"]
+__all__ = ["load_arrays", "load_checkpoint", "load_training_state", "read_checkpoint_metadata", "save_arrays",
+           "save_checkpoint", "save_training_state"]
 
 
 def _alias_key(t: torch.Tensor) -> tuple:
@@ -147,6 +153,11 @@ def load_checkpoint(model: nn.Module, path: str | PathLike) -> dict[str, Any]:
             f"{str(path)!r} is not a readable safetensors file ({err}); checkpoints are written by save_checkpoint"
         ) from err
 
+    _load_state(model, stored, path)
+    return metadata
+
+
+def _load_state(model: nn.Module, stored: dict[str, torch.Tensor], path: Path) -> None:
     expected = model.state_dict()
     # Tied weights: a name is satisfied when the file holds it or any name it shares memory with.
     alias_groups: dict[tuple, set[str]] = {}
@@ -174,4 +185,66 @@ def load_checkpoint(model: nn.Module, path: str | PathLike) -> dict[str, Any]:
         )
     # Aliases absent from the file are filled through the tensor they share memory with.
     model.load_state_dict(stored, strict=False)
-    return metadata
+
+
+# ---------------------------------------------------------------------------------------------
+# Training state: weights, optimizer, and whatever else a resumed run needs
+# ---------------------------------------------------------------------------------------------
+_OPTIMIZER = "optimizer."  # optimizer.<parameter index>.<name>, e.g. optimizer.3.exp_avg
+_EXTRA = "extra."
+_OPTIMIZER_METADATA = "optimizer"  # the optimizer's settings and its state's plain numbers
+
+
+def save_training_state(path: str | PathLike, model: nn.Module, optimizer: torch.optim.Optimizer,
+                        metadata: dict[str, Any] | None = None,
+                        tensors: dict[str, torch.Tensor] | None = None) -> Path:
+    """Write everything needed to resume training to one safetensors file: ``model``'s weights
+    (as :func:`save_checkpoint`), ``optimizer``'s state (its tensors under
+    ``optimizer.<parameter index>.<name>``, its settings in the metadata), ``tensors`` under
+    ``extra.<name>``, and the JSON ``metadata``. :func:`load_training_state` reads it back."""
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
+    metadata = dict(metadata or {})
+    if _OPTIMIZER_METADATA in metadata:
+        raise ValueError(f"metadata[{_OPTIMIZER_METADATA!r}] is where the optimizer's settings go; use another name")
+    written = _tensors_to_write(model)
+    state = optimizer.state_dict()
+    plain: dict[str, dict[str, Any]] = {}
+    for index, values in state["state"].items():
+        for name, value in values.items():
+            if isinstance(value, torch.Tensor):
+                written[f"{_OPTIMIZER}{index}.{name}"] = value.detach().to("cpu").contiguous()
+            else:
+                plain.setdefault(str(index), {})[name] = value
+    for name, tensor in (tensors or {}).items():
+        written[_EXTRA + name] = tensor.detach().to("cpu").contiguous()
+    metadata[_OPTIMIZER_METADATA] = {"param_groups": state["param_groups"], "plain_state": plain}
+    return _write(written, path, metadata)
+
+
+def load_training_state(path: str | PathLike, model: nn.Module,
+                        optimizer: torch.optim.Optimizer) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """Load a file written by :func:`save_training_state` into ``model`` and ``optimizer`` (built
+    as for the saved run) and return ``(metadata, tensors)``, the extra tensors by their names."""
+    path = _open_checked(path)
+    try:
+        stored = load_file(str(path))
+        metadata = read_checkpoint_metadata(path)
+    except SafetensorError as err:
+        raise ValueError(f"{str(path)!r} is not a readable safetensors file: {err}") from err
+    settings = metadata.pop(_OPTIMIZER_METADATA, None)
+    if settings is None:
+        raise ValueError(f"{str(path)!r} holds no optimizer state: it was written by save_checkpoint, not "
+                         "save_training_state, so training cannot resume from it (load_checkpoint loads its weights)")
+    weights = {k: v for k, v in stored.items() if not k.startswith((_OPTIMIZER, _EXTRA))}
+    _load_state(model, weights, path)
+    optimizer_state: dict[int, dict[str, Any]] = {}
+    for key, value in stored.items():
+        if key.startswith(_OPTIMIZER):
+            index, name = key[len(_OPTIMIZER):].split(".", 1)
+            optimizer_state.setdefault(int(index), {})[name] = value
+    for index, values in settings["plain_state"].items():
+        optimizer_state.setdefault(int(index), {}).update(values)
+    optimizer.load_state_dict({"state": optimizer_state, "param_groups": settings["param_groups"]})
+    extra = {k[len(_EXTRA):]: v for k, v in stored.items() if k.startswith(_EXTRA)}
+    return metadata, extra

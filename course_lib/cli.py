@@ -165,19 +165,29 @@ def _notebooks(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    """Under ``torchrun`` every process runs the recipe on its shard of each batch
+    (:mod:`course_lib.distributed`) and process 0 writes the checkpoint."""
     import time
 
+    from course_lib import distributed
     from course_lib.recipes import checkpoint_path, find_recipe
 
     try:
         recipe = find_recipe(args.recipe)
     except KeyError as error:
         return _refuse("train", error.args[0])
+    if args.steps is not None and args.steps < 1:
+        return _refuse("train", f"--steps must be at least 1, got {args.steps}")
     started = time.perf_counter()
     seed = recipe.seed if args.seed is None else args.seed
-    model, metadata = recipe.train(seed=seed)
-    metadata = {**metadata, "recipe": recipe.name, "seed": seed,
-                "train_seconds": round(time.perf_counter() - started, 1)}
+    with distributed.process_group():
+        model, metadata = recipe.train(seed=seed, **({} if args.steps is None else {"steps": args.steps}))
+        metadata = {**metadata, "recipe": recipe.name, "seed": seed,
+                    "train_seconds": round(time.perf_counter() - started, 1)}
+        if distributed.active():
+            metadata["processes"] = distributed.world_size()
+        if not distributed.is_main_process():
+            return 0
     path = recipe.save(model, Path(args.out) if args.out else checkpoint_path(recipe.name), metadata)
     print(f"wrote {path} ({metadata['train_seconds']} s)")
     return 0
@@ -221,6 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("recipe", help="recipe name (see course_lib/recipes/)")
     train.add_argument("--seed", type=int, default=None, help="default: the recipe's own seed")
     train.add_argument("--out", help="checkpoint path (default: book/checkpoints/RECIPE.safetensors)")
+    train.add_argument("--steps", type=int, default=None,
+                       help="train only the first STEPS steps (a quick trial; default: the whole recipe)")
     train.set_defaults(run=_train)
     return parser
 

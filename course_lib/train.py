@@ -13,14 +13,24 @@ Training a language model is the same few lines whatever the model:
 and clear messages when something goes wrong. Batches come from any iterable; for arrays of
 examples use :func:`random_batches`, for one long token stream :func:`stream_batches`.
 Checkpoints are safetensors files (:func:`save_checkpoint`, :func:`load_checkpoint`).
+
+Two things a long run needs, both outside the few lines above:
+
+* **stopping and going on**: with ``save_state_to`` the loop writes its whole state (weights,
+  optimizer, step, history, random generator) every ``save_state_every`` steps;
+  ``resume_from`` continues from such a file exactly as the uninterrupted run would have;
+* **several processes**: under ``torchrun`` (:mod:`course_lib.distributed`) each process computes
+  its shard of every batch and ``DistributedDataParallel`` averages the gradients.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
+from os import PathLike
 from typing import Any
 
 import torch
@@ -28,7 +38,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from course_lib.checkpoint import load_checkpoint, read_checkpoint_metadata, save_checkpoint
+from course_lib import distributed
+from course_lib.checkpoint import (load_checkpoint, load_training_state, read_checkpoint_metadata, save_checkpoint,
+                                   save_training_state)
 from course_lib.checks import non_negative_int, number, one_of, positive_int, token_ids
 from course_lib.runtime import evaluation_mode, pick_device
 
@@ -254,6 +266,9 @@ def train(
     val_batches: Iterable[Batch] | None = None,
     loss_fn: LossFn = language_model_loss,
     on_step: Callable[[int, History], None] | None = None,
+    save_state_to: str | PathLike | None = None,
+    save_state_every: int | None = None,
+    resume_from: str | PathLike | None = None,
 ) -> History:
     """Train ``model`` in place for ``config.max_steps`` updates and return its :class:`History`.
 
@@ -269,6 +284,12 @@ def train(
         loss_fn: ``loss_fn(model, batch) -> scalar tensor``; the default is the mean next-token
             cross-entropy on ``(inputs, targets)``.
         on_step: called as ``on_step(step, history)`` after every update (and its evaluation).
+        save_state_to: a safetensors file to write the training state to (weights, optimizer,
+            step, history, random generator; :func:`~course_lib.checkpoint.save_training_state`)
+            every ``save_state_every`` steps (default: only at the end) and at the last step.
+        resume_from: such a file: training goes on after its step, with its optimizer state,
+            history and generator, as the run that wrote it would have gone on. Build the model,
+            the batches and the config as for that run; the first batches are drawn and skipped.
 
     With ``early_stopping_patience`` set, training stops once that many evaluations in a row
     bring no new best validation loss, and — whether it stopped early or ran to the end — the
@@ -283,16 +304,19 @@ def train(
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    if save_state_every is not None:
+        positive_int("save_state_every", save_state_every)
     if config.early_stopping_patience is not None and val_batches is None:
         raise ValueError("early_stopping_patience needs val_batches to measure improvement; pass val_batches=...")
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("the model has no trainable parameters (requires_grad=True); nothing to train")
 
-    torch.manual_seed(config.seed)
+    torch.manual_seed(config.seed + distributed.rank())  # each process its own dropout masks
     device = pick_device(config.device)
     model.to(device)
     optimizer = _make_optimizer(params, config)
+    step_loss = distributed.data_parallel_loss(model, loss_fn)  # this process's shard of each batch
     history = History()
     best_state: dict[str, Tensor] | None = None
     evaluations_without_improvement = 0
@@ -301,30 +325,57 @@ def train(
     restartable = batch_iterator is not train_batches  # a list or other re-iterable collection
     running_loss: float | None = None
 
-    bar = tqdm(total=config.max_steps, disable=not config.progress, desc="training", leave=False)
+    def next_batch(step: int) -> Batch | None:
+        """The batch of ``step``, or None when a one-shot iterator has run out."""
+        nonlocal batch_iterator
+        try:
+            return next(batch_iterator)
+        except StopIteration:
+            if step == 1:
+                raise ValueError("train_batches yielded no batches; check the data source") from None
+            if not restartable:
+                warnings.warn(
+                    f"train_batches ran out after {step - 1} of {config.max_steps} steps; training stopped. "
+                    "Use an endless sampler (random_batches, stream_batches) or a list of batches.",
+                    stacklevel=3,
+                )
+                return None
+            batch_iterator = iter(train_batches)  # next pass (epoch) over the collection
+            return next(batch_iterator)
+
+    def save_state(step: int) -> None:
+        extra = {"torch_rng": torch.get_rng_state()}
+        extra.update({f"best.{k}": v for k, v in (best_state or {}).items()})
+        save_training_state(save_state_to, model, optimizer, tensors=extra, metadata={
+            "step": step, "history": dataclasses.asdict(history), "running_loss": running_loss,
+            "evaluations_without_improvement": evaluations_without_improvement,
+            "train_config": dataclasses.asdict(config)})
+
+    first_step = 1
+    if resume_from is not None:
+        saved, extra = load_training_state(resume_from, model, optimizer)
+        history = History(**saved["history"])
+        running_loss, evaluations_without_improvement = saved["running_loss"], saved["evaluations_without_improvement"]
+        best_state = {k[len("best."):]: v.to(device) for k, v in extra.items() if k.startswith("best.")} or None
+        torch.set_rng_state(extra["torch_rng"])
+        first_step = saved["step"] + 1
+        for step in range(1, first_step):  # the batches the saved run has already trained on
+            next_batch(step)
+
+    bar = tqdm(total=config.max_steps, initial=first_step - 1, desc="training", leave=False,
+               disable=not config.progress or not distributed.is_main_process())
     try:
-        for step in range(1, config.max_steps + 1):
-            try:
-                batch = next(batch_iterator)
-            except StopIteration:
-                if step == 1:
-                    raise ValueError("train_batches yielded no batches; check the data source") from None
-                if not restartable:
-                    warnings.warn(
-                        f"train_batches ran out after {step - 1} of {config.max_steps} steps; training stopped. "
-                        "Use an endless sampler (random_batches, stream_batches) or a list of batches.",
-                        stacklevel=2,
-                    )
-                    break
-                batch_iterator = iter(train_batches)  # next pass (epoch) over the collection
-                batch = next(batch_iterator)
+        for step in range(first_step, config.max_steps + 1):
+            batch = next_batch(step)
+            if batch is None:
+                break
 
             model.train()
-            loss = loss_fn(model, _to_device(batch, device))
+            loss = step_loss(_to_device(batch, device))
             if not isinstance(loss, Tensor) or loss.dim() != 0:
                 shape = tuple(loss.shape) if isinstance(loss, Tensor) else type(loss).__name__
                 raise ValueError(f"loss_fn must return a scalar tensor, got {shape}; reduce it with .mean()")
-            loss_value = float(loss.detach())
+            loss_value = distributed.mean_across_processes(float(loss.detach()))
             if not math.isfinite(loss_value):
                 raise _diverged("loss", step, history)
 
@@ -365,6 +416,9 @@ def train(
                 stop = patience is not None and evaluations_without_improvement >= patience
                 history.stopped_early = stop and step < config.max_steps
 
+            if save_state_to is not None and distributed.is_main_process() and (
+                    stop or step == config.max_steps or (save_state_every and step % save_state_every == 0)):
+                save_state(step)
             if on_step is not None:
                 on_step(step, history)
             if stop:
