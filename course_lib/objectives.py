@@ -203,8 +203,9 @@ def mask_tokens(ids: Tensor, *, vocab_size: int, mask_id: int, special_ids: Coll
     if mask_fraction + random_fraction > 1 + 1e-12:
         raise checks.ArgumentError(f"mask_fraction + random_fraction must be at most 1 (the rest stays "
                                    f"unchanged), got {mask_fraction:g} + {random_fraction:g}")
+    listed = special_ids.tolist() if isinstance(special_ids, Tensor) else list(special_ids)
     special = torch.tensor(sorted({checks.integer("special id", i, minimum=0, maximum=vocab_size - 1)
-                                   for i in special_ids}), dtype=torch.long)
+                                   for i in listed}), dtype=torch.long)
     mask_id = checks.integer("mask_id", mask_id, minimum=0, maximum=vocab_size - 1)
     if mask_id not in special.tolist():
         raise checks.ArgumentError(f"mask_id {mask_id} must be one of special_ids {special.tolist()}: "

@@ -140,6 +140,8 @@ def test_mlm_is_determined_by_its_seed():
     from_generator = mask_tokens(ids, vocab_size=VOCAB, mask_id=MASK, special_ids=SPECIAL,
                                  generator=torch.Generator().manual_seed(5))
     assert torch.equal(first.inputs, from_generator.inputs)
+    from_tensor = mask_tokens(ids, vocab_size=VOCAB, mask_id=MASK, special_ids=torch.tensor(SPECIAL), generator=5)
+    assert torch.equal(first.inputs, from_tensor.inputs)
 
 
 @pytest.mark.parametrize("arguments, message", [
@@ -152,6 +154,7 @@ def test_mlm_is_determined_by_its_seed():
     (dict(ids=torch.tensor([5, 6])), r"\(batch, time\)"),
     (dict(ids=torch.tensor([[5.0, 6.0]])), "integer"),
     (dict(generator="seed"), "generator"),
+    (dict(special_ids=(0, 4, 60)), "special id"),
 ])
 def test_mlm_refuses_bad_arguments(arguments, message):
     given_arguments = dict(ids=torch.tensor([[1, 5, 6, 2]]), vocab_size=VOCAB, mask_id=MASK, special_ids=SPECIAL,
