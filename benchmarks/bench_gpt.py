@@ -5,8 +5,8 @@ models) on a batch of 12 windows of 64 tokens, at the classic CPU settings of a 
 GPT: 4 blocks of 4 heads, width 128, 65 characters. Both models are built from the same
 configuration in the same run, with the same weights (the course's GPT is loaded from Hugging
 Face's state dict), and timed alternately, so that both see the same machine load; the figure is
-the median over rounds. Then tokens per second of training and of greedy generation (the course's
-generation loop reading one token per step against the key-value cache).
+the median over rounds. Then tokens per second of greedy generation, each model reading one token
+per step against its key-value cache (the course's generation loop against ``generate``).
 
     .venv/bin/python benchmarks/bench_gpt.py [--threads N] [--rounds R] [--steps S]
 
@@ -84,16 +84,25 @@ def main() -> None:
     print(f"  ratio course_lib / transformers: {ratio:.2f}")
 
     ours.eval()
+    hf_model.eval()
     prompt = torch.randint(0, config.vocab_size, (1, 8))
     new_tokens = CONTEXT - prompt.shape[1]
-    greedy(ours, prompt, max_tokens=new_tokens)  # warm-up
-    started = time.perf_counter()
-    runs = 5
-    for _ in range(runs):
-        generated = greedy(ours, prompt, max_tokens=new_tokens)[0]
-    seconds = (time.perf_counter() - started) / runs
-    print(f"greedy generation (key-value cache), batch 1, {len(generated)} new tokens after 8: "
-          f"{len(generated) / seconds:,.0f} tokens/s")
+    generators = {
+        "course_lib GPT (decoding.greedy)": lambda: greedy(ours, prompt, max_tokens=new_tokens)[0],
+        "transformers generate": lambda: hf_model.generate(prompt, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
+                                                           do_sample=False, pad_token_id=0)[0, 8:].tolist(),
+    }
+    print(f"greedy generation with a key-value cache, batch 1, {new_tokens} new tokens after 8, "
+          f"median of {args.rounds} runs:")
+    for name, generate in generators.items():  # (the trained weights differ by rounding by now)
+        with torch.no_grad():
+            generate()  # warm-up
+            runs = []
+            for _ in range(args.rounds):
+                started = time.perf_counter()
+                generate()
+                runs.append(time.perf_counter() - started)
+        print(f"  {name:34s} {new_tokens / statistics.median(runs):9,.0f} tokens/s")
 
 
 if __name__ == "__main__":
