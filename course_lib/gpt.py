@@ -45,6 +45,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -180,9 +181,14 @@ class GPT(TransformerLM):
     def load_hf_state_dict(self, hf_state_dict: dict[str, Tensor]) -> "GPT":
         """Load a ``GPT2LMHeadModel`` state dict (:func:`from_hf_state_dict`); returns the model."""
         state = from_hf_state_dict(hf_state_dict)
-        if self.config.tie_embeddings:  # one matrix: the file may hold it under either name
-            state.setdefault("readout.weight", state.get("embedding.weight"))
-            state.setdefault("embedding.weight", state["readout.weight"])
+        if self.config.tie_embeddings:  # one matrix, which the dict may hold under either name or both
+            wte, lm_head = state.get("embedding.weight"), state.get("readout.weight")
+            if wte is not None and lm_head is not None and not torch.equal(wte, lm_head):
+                raise checks.ArgumentError("lm_head.weight differs from transformer.wte.weight, but this GPT ties "
+                                           "them: build it with GPTConfig(..., tie_embeddings=False)")
+            matrix = wte if wte is not None else lm_head
+            if matrix is not None:
+                state["embedding.weight"] = state["readout.weight"] = matrix
         self.load_state_dict(state)
         return self
 

@@ -101,6 +101,13 @@ def test_course_train_under_torchrun_writes_one_checkpoint_that_equals_a_single_
     assert read_checkpoint_metadata(tmp_path / "two.safetensors")["processes"] == 2
 
 
+def test_course_train_refuses_a_step_count_below_one(capsys):
+    from course_lib.cli import main
+
+    assert main(["train", "ch03_fixed_window", "--steps", "0"]) == 2
+    assert "--steps must be at least 1" in capsys.readouterr().err
+
+
 # ---------------------------------------------------------------------------------------------
 # Sharding, and everything outside torchrun
 # ---------------------------------------------------------------------------------------------

@@ -44,6 +44,21 @@ def test_logits_and_loss_equal_hugging_faces_on_the_same_random_weights(fused):
     assert abs(float(loss) - float(expected.loss)) <= 1e-5
 
 
+def test_an_untied_model_loads_both_matrices_and_a_tied_one_refuses_two_different_ones():
+    config = GPTConfig(**SMALL, tie_embeddings=False)
+    hf_model = _hf_model(config)
+    assert hf_model.lm_head.weight is not hf_model.transformer.wte.weight
+    model = GPT.from_hf(hf_model).eval()
+    ids = _ids(config)
+    with torch.no_grad():
+        assert torch.allclose(model(ids)[0], hf_model(ids).logits, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="tie_embeddings=False"):
+        GPT(GPTConfig(**SMALL)).load_hf_state_dict(hf_model.state_dict())
+    without_lm_head = {k: v for k, v in _hf_model(GPTConfig(**SMALL)).state_dict().items() if k != "lm_head.weight"}
+    tied = GPT(GPTConfig(**SMALL)).load_hf_state_dict(without_lm_head)
+    assert torch.equal(tied.readout.weight, without_lm_head["transformer.wte.weight"])
+
+
 def test_the_fused_and_written_out_paths_give_the_same_logits_and_gradients():
     torch.manual_seed(0)
     model = GPT(GPTConfig(**SMALL))
