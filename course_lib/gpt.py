@@ -30,11 +30,12 @@ as ``Conv1D`` weights ``(d_in, d_out)``, the transpose of a ``Linear``'s ``(d_ou
 ``transformer.h.{l}.mlp.c_fc.*``        ``blocks.{l}.feed_forward.linear1.*``       weight
 ``transformer.h.{l}.mlp.c_proj.*``      ``blocks.{l}.feed_forward.linear2.*``       weight
 ``transformer.ln_f.*``                  ``norm.*``
-``lm_head.weight``                      ``readout.weight`` (the same tensor as ``embedding.weight`` when tied)
+``lm_head.weight``                      ``readout.weight`` (``embedding.weight``)
 ======================================  ==========================================  ==========
 
 :func:`from_hf_state_dict` and :func:`to_hf_state_dict` translate (dropping the causal-mask
-buffers ``attn.bias`` / ``attn.masked_bias`` older versions store); :meth:`GPTConfig.from_hf`
+buffers ``attn.bias`` / ``attn.masked_bias`` older versions store; with tied embeddings
+``readout.weight`` and ``embedding.weight`` are one tensor); :meth:`GPTConfig.from_hf`
 and :meth:`GPTConfig.hf_config_kwargs` translate the configuration.
 
 As a language model (the course's protocol) a GPT is a ``TransformerLM``: its state is Chapter

@@ -97,7 +97,9 @@ def test_course_train_under_torchrun_writes_one_checkpoint_that_equals_a_single_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["one.safetensors", "two.safetensors"]
     one, two = _tensors(tmp_path / "one.safetensors"), _tensors(tmp_path / "two.safetensors")
     assert one.keys() == two.keys()
-    assert all(torch.allclose(one[name], two[name], atol=1e-6, rtol=0) for name in one)  # float32
+    largest = max(float((one[name] - two[name]).abs().max()) for name in one)
+    assert largest <= 1e-6, largest  # float32
+    print(f"course train, one process against two: largest parameter difference {largest:.1e}")
     assert read_checkpoint_metadata(tmp_path / "two.safetensors")["processes"] == 2
 
 
