@@ -14,7 +14,9 @@ and Chapter 6's conditioned decoder (``Seq2Seq.conditioned_on``) all decode the 
 * **Greedy and sampling** (:func:`generate`): ``argmax`` of the processed scores, or a draw from
   ``softmax`` of them with an explicit, seeded ``torch.Generator``. :func:`sample` builds the
   usual processors from their names; ``temperature=0`` is greedy.
-* **Beam search** (:func:`beam_search`) keeps the ``b`` most probable partial sequences.
+* **Beam search** (:func:`beam_search`) keeps the ``b`` most probable partial sequences;
+  :func:`most_probable_continuation` finds the most probable sequence of all, exactly, by
+  best-first search (the yardstick for beam search's search error).
 * **Stopping** (:class:`Stopping`): a maximum number of tokens, stop tokens, stop strings.
 
 What the penalties count: ``generated`` holds the tokens produced after the prompt. The prompt is
@@ -25,6 +27,8 @@ sampled tokens only). ``transformers`` counts the prompt in its repetition penal
 """
 from __future__ import annotations
 
+import heapq
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -38,7 +42,8 @@ from course_lib.runtime import evaluation_mode
 
 __all__ = [
     "FrequencyPresencePenalty", "Hypothesis", "Processor", "RepetitionPenalty", "Stopping", "Temperature",
-    "TopK", "TopP", "beam_search", "generate", "greedy", "process", "sample", "sampling_processors",
+    "TopK", "TopP", "beam_search", "generate", "greedy", "most_probable_continuation", "process",
+    "rank_candidates", "sample", "sampling_processors",
 ]
 
 Processor = Callable[[Tensor, Tensor], Tensor]
@@ -301,6 +306,21 @@ class Hypothesis:
     score: float
 
 
+def rank_candidates(live_log_probs: Tensor, next_log_probs: Tensor, count: int) -> tuple[Tensor, Tensor, Tensor]:
+    """One step of beam search: extend each live sequence by every token,
+
+        log P(y_1 .. y_t) = log P(y_1 .. y_{t-1}) + log P(y_t | y_1 .. y_{t-1}),
+
+    and rank the ``b·V`` candidates. ``live_log_probs (..., b)``, ``next_log_probs (..., b, V)`` ->
+    the best ``count`` (at most ``b·V``), best first: ``(log P, parent slot, token)``, each
+    ``(..., count)``. The candidate ``(parent, token)`` sits at ``parent·V + token`` of the
+    flattened scores."""
+    vocab = next_log_probs.shape[-1]
+    candidates = (live_log_probs[..., None] + next_log_probs).flatten(-2)        # (..., b·V)
+    best, index = candidates.topk(min(count, candidates.shape[-1]), dim=-1)
+    return best, index // vocab, index % vocab
+
+
 def beam_search(model: LanguageModel, prompt: Sequence[int] | Tensor, *, beam_width: int, max_tokens: int,
                 eos_id: int | None = None, length_penalty: float = 0.0,
                 num_return: int = 1) -> list[list[Hypothesis]]:
@@ -346,10 +366,9 @@ def beam_search(model: LanguageModel, prompt: Sequence[int] | Tensor, *, beam_wi
         pools: list[list[Hypothesis]] = [[] for _ in range(batch)]
         done = [False] * batch
         for length in range(1, max_tokens + 1):
-            candidates = live_log_probs[:, :, None] + log_probs.double().cpu().view(batch, beam, vocab)
             # with one end token, the best 2b candidates hold at least b that do not end
-            best, index = candidates.view(batch, -1).topk(min(2 * beam, beam * vocab), dim=-1)  # (batch, 2b)
-            parents, tokens = index // vocab, index % vocab
+            best, parents, tokens = rank_candidates(live_log_probs, log_probs.double().cpu().view(batch, beam, vocab),
+                                                    2 * beam)                                   # (batch, 2b)
             next_log_probs = torch.full((batch, beam), NEG_INF, dtype=torch.float64)
             next_parents = torch.zeros(batch, beam, dtype=torch.long)
             next_tokens = torch.zeros(batch, beam, dtype=torch.long)
@@ -404,3 +423,53 @@ def _add(pool: list[Hypothesis], hypothesis: Hypothesis, size: int) -> None:
     pool.append(hypothesis)
     pool.sort(key=lambda h: h.score, reverse=True)
     del pool[size:]
+
+
+# ---------------------------------------------------------------------------------------------
+# Exact search
+# ---------------------------------------------------------------------------------------------
+def most_probable_continuation(model: LanguageModel, prompt: Sequence[int], *, eos_id: int, max_tokens: int,
+                               max_expansions: int = 100_000) -> Hypothesis:
+    """The most probable continuation of ``prompt``, found exactly:
+    ``argmax_y log P(y | prompt)`` over every sequence that ends in ``eos_id`` or reaches
+    ``max_tokens`` tokens (the sequences beam search can return; ranked by probability, α = 0).
+
+    Best-first (uniform-cost) search: partial sequences wait in a queue ordered by ``log P``; the
+    first finished one taken from it is the best, because extending any other only lowers its
+    ``log P <= 0``. Greedy search's result is a finished sequence, so no partial sequence less
+    probable than it is ever queued. The cost depends on how sure the model is: each expansion is
+    one step of the model. More than ``max_expansions`` raises an error instead of running on.
+    """
+    eos_id = checks.integer("eos_id", eos_id, minimum=0, maximum=model.vocab_size - 1)
+    max_tokens = checks.positive_int("max_tokens", max_tokens)
+    max_expansions = checks.positive_int("max_expansions", max_expansions)
+    prompt_ids = _prompt_tensor(model, prompt)
+    if prompt_ids.shape[0] != 1:
+        raise checks.ArgumentError(f"most_probable_continuation searches for one prompt at a time, got "
+                                   f"{prompt_ids.shape[0]} rows; call it once per prompt")
+    bound = beam_search(model, prompt_ids, beam_width=1, max_tokens=max_tokens, eos_id=eos_id)[0][0].log_prob
+    order = itertools.count()   # breaks ties between equal log P by age, never by comparing states
+    with evaluation_mode(model):
+        log_probs, state = model.read(prompt_ids, model.initial_state(1))
+        queue = [(-0.0, next(order), (), log_probs[0, -1].double().cpu(), state)]
+        expansions = 0
+        while queue:
+            negative_log_prob, _, tokens, next_log_probs, state = heapq.heappop(queue)
+            if tokens and (tokens[-1] == eos_id or len(tokens) == max_tokens):
+                return Hypothesis(tokens, -negative_log_prob, -negative_log_prob)
+            expansions += 1
+            if expansions > max_expansions:
+                raise RuntimeError(f"most_probable_continuation expanded {max_expansions} partial sequences "
+                                   "without finishing: shorten max_tokens or raise max_expansions")
+            candidates = -negative_log_prob + next_log_probs
+            # a small allowance for rounding: greedy's own path must stay in the queue
+            for token in (candidates >= bound - 1e-9 * (1 + abs(bound))).nonzero()[:, 0].tolist():
+                extended, log_prob = (*tokens, token), float(candidates[token])
+                if token == eos_id or len(extended) == max_tokens:
+                    heapq.heappush(queue, (-log_prob, next(order), extended, None, None))
+                else:
+                    step_log_probs, step_state = model.step(torch.tensor([token], device=prompt_ids.device), state)
+                    heapq.heappush(queue, (-log_prob, next(order), extended, step_log_probs[0].double().cpu(),
+                                           step_state))
+    raise ValueError("no continuation of the prompt has any probability under the model (an n-gram model "
+                     "without smoothing in an unseen context?)")

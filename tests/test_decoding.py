@@ -11,7 +11,8 @@ from transformers import (RepetitionPenaltyLogitsProcessor, TemperatureLogitsWar
                           TopPLogitsWarper)
 
 from course_lib.decoding import (FrequencyPresencePenalty, RepetitionPenalty, Stopping, Temperature, TopK, TopP,
-                                 beam_search, generate, greedy, process, sample, sampling_processors)
+                                 beam_search, generate, greedy, most_probable_continuation, process, sample,
+                                 sampling_processors)
 from course_lib.language_model import LanguageModel
 from course_lib.language_model import sample as ancestral_sample
 from course_lib.lstm import LSTM, recurrent_layer
@@ -402,6 +403,47 @@ def _conditioned_decoder():
     return model, source, lengths
 
 
+# ---------------------------------------------------------------------------------------------
+# Exact search
+# ---------------------------------------------------------------------------------------------
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000), vocab_size=st.sampled_from([3, 4]), max_tokens=st.sampled_from([3, 4]),
+       eos_id=st.sampled_from([0, 2]))
+def test_the_exact_search_finds_what_exhaustive_search_finds(seed, vocab_size, max_tokens, eos_id):
+    model = random_history_lm(vocab_size, seed)
+    best = most_probable_continuation(model, [0], eos_id=eos_id, max_tokens=max_tokens)
+    assert best.log_prob == pytest.approx(exhaustive_search(model, [0], vocab_size, max_tokens, eos_id, 0.0))
+    assert best.log_prob == pytest.approx(sequence_log_prob(model, [0], best.tokens))
+    assert best.tokens[-1] == eos_id or len(best.tokens) == max_tokens
+    for width in (1, 2):        # a beam never beats the exact search
+        beam = beam_search(model, [0], beam_width=width, max_tokens=max_tokens, eos_id=eos_id)[0][0]
+        assert beam.log_prob <= best.log_prob + 1e-12
+
+
+def test_the_exact_search_beats_a_beam_that_misses_the_best_sequence():
+    """Token 1 is likely first and then leads to a flat distribution; token 2 is less likely first
+    and then almost surely ends: beam search of width 1 takes token 1, the exact search finds 2, 0."""
+    def next_log_probs(history):
+        table = {(0,): [0.0, 0.6, 0.4], (0, 1): [0.34, 0.33, 0.33], (0, 2): [0.98, 0.01, 0.01]}
+        return torch.tensor(table.get(history, [1 / 3] * 3), dtype=torch.float64).log()
+    model = HistoryLM(3, next_log_probs)
+    best = most_probable_continuation(model, [0], eos_id=0, max_tokens=3)
+    assert best.tokens == (2, 0) and best.log_prob == pytest.approx(math.log(0.4 * 0.98))
+    assert beam_search(model, [0], beam_width=1, max_tokens=3, eos_id=0)[0][0].log_prob < best.log_prob
+
+
+def test_the_exact_search_refuses_what_it_cannot_do():
+    model = random_history_lm(3, 0)
+    with pytest.raises(ValueError, match="one prompt at a time"):
+        most_probable_continuation(model, torch.zeros(2, 1, dtype=torch.long), eos_id=0, max_tokens=3)
+    with pytest.raises(ValueError, match="eos_id"):
+        most_probable_continuation(model, [0], eos_id=3, max_tokens=3)
+    unending = torch.cat([torch.full((49,), (1 - 1e-9) / 49), torch.tensor([1e-9])]).double().log()
+    flat = HistoryLM(50, lambda history: unending)     # every partial sequence of 5 is a candidate
+    with pytest.raises(RuntimeError, match="raise max_expansions"):
+        most_probable_continuation(flat, [0], eos_id=49, max_tokens=6, max_expansions=100)
+
+
 def _arg_max_by_whole_contexts(model, prompt, max_tokens, stop_id=None):
     """Greedy written with ``next_token_log_probs`` on growing contexts (no state, no step)."""
     context = list(prompt)
@@ -425,6 +467,10 @@ def test_language_models_decode_through_the_protocol(make, prompt, stop_id):
     assert best.log_prob == pytest.approx(sequence_log_prob(model, prompt, best.tokens))
     narrowest = beam_search(model, prompt, beam_width=1, max_tokens=8, eos_id=stop_id)[0][0]
     assert list(narrowest.tokens) == tokens + list(stop_ids[:len(narrowest.tokens) - len(tokens)])
+    if stop_id is not None:
+        exact = most_probable_continuation(model, prompt, eos_id=stop_id, max_tokens=8)
+        assert exact.log_prob >= best.log_prob - 1e-6
+        assert exact.log_prob == pytest.approx(sequence_log_prob(model, prompt, exact.tokens), abs=1e-5)
     drawn = sample(model, prompt, max_tokens=8, stop_ids=stop_ids, top_p=0.9, seed=1)[0]
     assert all(0 <= token < model.vocab_size and token not in stop_ids for token in drawn)
 

@@ -256,12 +256,14 @@ class _TokensMatching(list):
 
 
 def _search(
-    write: Write, target: Sequence[str] | None, root: tuple[int, ...] = (), prefix_only: bool = False
+    write: Write, target: Sequence[str] | None, root: tuple[int, ...] = (), prefix_only: bool = False,
+    reach: list[int] | None = None,
 ) -> Iterator[Derivation]:
     """Depth-first over decision sequences below ``root``, re-running the program once per node of the tree.
 
     With a ``target``, branches that write anything else are abandoned; with ``prefix_only``, a
-    run stops with success as soon as the whole target is written.
+    run stops with success as soon as the whole target is written. ``reach``, a one-element list,
+    is raised to the largest number of target tokens any run wrote.
     """
     stack: list[tuple[int, ...]] = [tuple(root)]
     while stack:
@@ -280,6 +282,9 @@ def _search(
         else:
             if target is not None and (prefix_only or len(out) != len(target)):
                 continue
+        finally:
+            if reach is not None:
+                reach[0] = max(reach[0], len(out))
         if chooser.position < len(path):
             raise ArgumentError(f"the decision prefix {root} is longer than the text it leads to")
         yield Derivation(detokenize(out), chooser.logprob, path)
@@ -332,6 +337,17 @@ def prefix_logprob_of(write: Write, tokens: Sequence[str]) -> float:
     if not tokens:
         return 0.0
     return log_total(list(_search(write, tokens, prefix_only=True)))
+
+
+def longest_possible_prefix(write: Write, tokens: Sequence[str]) -> int:
+    """The length of the longest beginning of ``tokens`` that some run of the program writes
+    (``len(tokens)`` when the program can begin with all of them): one search, which follows
+    every run as far as it agrees with ``tokens``."""
+    tokens = list(tokens)
+    reach = [0]
+    for _ in _search(write, tokens, prefix_only=True, reach=reach):
+        return len(tokens)
+    return reach[0]
 
 
 def log_total(found: Sequence[Derivation]) -> float:
