@@ -11,13 +11,16 @@ numbers can be tested without a browser and drawn as a static figure for the ren
 * :mod:`~course_lib.widgets.gradient_flow` -- Chapter 4's gradient norms through time;
 * :mod:`~course_lib.widgets.probes` -- Chapter 5's long-range probes;
 * :mod:`~course_lib.widgets.translation` -- Chapter 6's translation, step by step, with its attention;
-* :mod:`~course_lib.widgets.attention_maps` -- Chapter 7's attention of every layer and head.
+* :mod:`~course_lib.widgets.attention_maps` -- Chapter 7's attention of every layer and head;
+* :mod:`~course_lib.widgets.decoding` -- Chapter 8's decoding methods on a story prompt.
 """
 from course_lib.widgets._common import (BAR_COLOUR, SPECIAL_COLOUR, Detokenize, NextTokenTable, Tokenize,
                                         table_html)
 from course_lib.widgets.attention_maps import (AttentionExplorer, AttentionMaps, attended_tokens,
                                                attention_explorer, attention_figure, attention_heads_figure,
                                                attention_maps, prompt_tokens)
+from course_lib.widgets.decoding import (Decoded, DecodingExplorer, decode_prompt, decoding_explorer,
+                                         decoding_figure)
 from course_lib.widgets.gradient_flow import (GRADIENT_FLOW_ACTIVATIONS, GradientFlow, GradientFlowExplorer,
                                               gradient_flow, gradient_flow_explorer, gradient_flow_figure,
                                               random_recurrent_matrix)
@@ -34,7 +37,8 @@ from course_lib.widgets.translation import (StepByStepTranslation, TranslationEx
                                             translation_steps, true_translation)
 
 __all__ = [
-    "ANSWER_COLOUR", "BAR_COLOUR", "CandidateFunction", "Detokenize", "FACT_COLOUR", "GRADIENT_FLOW_ACTIVATIONS",
+    "ANSWER_COLOUR", "BAR_COLOUR", "CandidateFunction", "Decoded", "DecodingExplorer", "decode_prompt",
+    "decoding_explorer", "decoding_figure", "Detokenize", "FACT_COLOUR", "GRADIENT_FLOW_ACTIVATIONS",
     "GradientFlow", "GradientFlowExplorer", "MergeExplorer", "NGramExplorer", "NextTokenFunction", "NextTokenTable",
     "ProbeExplorer", "SPECIAL_COLOUR", "Segmentation", "TemperatureExplorer", "Tokenize", "candidate_table",
     "context_as_seen", "fixed_window_next_token_table", "gradient_flow", "gradient_flow_explorer",
