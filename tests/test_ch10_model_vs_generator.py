@@ -72,7 +72,6 @@ def test_greedy_continuation_is_the_decoders_and_ends_the_story(trained):
 
 def test_the_explorer_switches_models_and_reports_bad_prompts(trained):
     model, vocabulary = trained
-    torch.manual_seed(0)
     cnn, _ = load_trained("ch07_cnn")
     explorer = continuation_explorer({"Transformer": model, "CNN": cnn}, vocabulary)
     first = explorer.comparison
