@@ -29,8 +29,10 @@ from torch import Tensor
 from course_lib.bert import BertForQuestionAnswering, best_answer_span
 from course_lib.checks import one_of
 from course_lib.data.story_qa import QAExample, qa_examples
-from course_lib.recipes import Recipe, load_trained
+from course_lib.checkpoint import load_checkpoint
+from course_lib.recipes import Recipe, checkpoint_path
 from course_lib.recipes.ch05_lstm_gru import story_vocabulary
+from course_lib.recipes.ch09_objectives import build_model as objectives_model
 from course_lib.recipes.ch09_objectives import model_config, pad_batch, recipe_name
 from course_lib.runtime import seed_everything
 
@@ -79,7 +81,12 @@ def build_model() -> BertForQuestionAnswering:
 def _starting_model(start: str, pretraining_seed: int) -> BertForQuestionAnswering:
     model = build_model()
     if start == "mlm":
-        pretrained, _ = load_trained(recipe_name("mlm", pretraining_seed))
+        path = checkpoint_path(recipe_name("mlm", pretraining_seed))
+        if not path.exists():
+            raise FileNotFoundError(f"{path} does not exist: train the masked LM first with "
+                                    f"`course train {recipe_name('mlm', pretraining_seed)}`")
+        pretrained = objectives_model()
+        load_checkpoint(pretrained, path)
         model.bert.load_state_dict(pretrained.bert.state_dict())  # the encoder; the QA layer stays new
     return model
 
@@ -159,7 +166,7 @@ def train_all(seed: int = 0, steps: int | None = None) -> tuple[BertForQuestionA
 
 
 SEEDS = (0, 1, 2)
-TRAINED_SEEDS: tuple[int, ...] = ()
+TRAINED_SEEDS: tuple[int, ...] = (0,)
 
 
 def qa_recipe_name(seed: int = 0) -> str:
