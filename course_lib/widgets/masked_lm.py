@@ -127,9 +127,10 @@ def objectives_figure(views: Sequence[ObjectiveView], *, title: str = "") -> Fig
         raise ArgumentError("objectives_figure needs at least one view")
     width = max(max(len(v.inputs), len(v.targets)) for v in views)
     figure = new_figure(None, (6.4, 0.95 * len(views) + 0.4))
+    figure.set_layout_engine("none")  # the axes fill the figure by hand
     axes = figure.add_axes((0.0, 0.0, 1.0, 0.93 if title else 1.0))
     axes.set_xlim(-2.2, width)
-    axes.set_ylim(-3 * len(views) + 0.5, 1.2)
+    axes.set_ylim(-3 * len(views) + 1.4, 1.3)
     axes.axis("off")
     for row, view in enumerate(views):
         top = -3 * row
