@@ -7,7 +7,9 @@ figures it reached, the settings it used). ``course train NAME`` runs it and sav
 ``Recipe``; they are discovered by file name.
 
 A model that is not an ``nn.Module`` (Chapter 1's counts) gives its recipe a ``save`` and a
-``load`` of its own; every other recipe saves and loads a state dict.
+``load`` of its own; every other recipe saves and loads a state dict. A few recipes train nothing:
+they **measure** something too slow for a chapter (Chapter 8's decoding sweep decodes and parses
+thousands of stories), and store the numbers the same way (``measures=True``).
 """
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ class Recipe:
     seed: int = 0                                         # the seed its committed checkpoint was trained from
     save: Callable[[Any, Path, dict[str, Any]], Path] = save_checkpoint  # save(model, path, metadata)
     load: Callable[[Path], tuple[Any, dict[str, Any]]] | None = None    # load(path) -> (model, metadata)
+    measures: bool = False                                # stores measured numbers, not a model
 
 
 def all_recipes() -> dict[str, Recipe]:

@@ -21,7 +21,7 @@ import torch
 from matplotlib.figure import Figure
 
 from course_lib import checks
-from course_lib.data.text import Vocabulary
+from course_lib.data.text import Vocabulary, detokenize
 from course_lib.decoding import beam_search, generate, process, sampling_processors, Stopping
 from course_lib.generated_text import first_break, generator_log_prob
 from course_lib.language_model import LanguageModel
@@ -34,6 +34,7 @@ from course_lib.widgets.attention_maps import prompt_tokens
 
 METHODS = ("sampling", "greedy", "beam search")
 SHOWN_WORDS = 10
+MAX_FIGURE_LINES = 6
 
 
 @dataclass(frozen=True)
@@ -108,29 +109,32 @@ def verdict(decoded: Decoded) -> str:
     if decoded.first_break is None:
         return "Every beginning of it is possible, but the generator's stories do not end there."
     where = decoded.first_break
-    before = " ".join(decoded.story[max(0, where - 4):where])
+    before = detokenize(list(decoded.story[max(0, where - 4):where]))
     return f"The generator never writes '{decoded.story[where]}' after '... {before}' (word {where + 1})."
 
 
 def decoding_figure(decoded: Decoded, *, title: str = "", figsize: tuple[float, float] | None = None) -> Figure:
     """The processed next-word distribution as bars, with the continuation and the verdict beneath."""
     checks.text("title", title)
-    figure = new_figure(figsize, (COLUMN_WIDTH, 4.6))
-    bars, text = figure.subplots(2, 1, gridspec_kw={"height_ratios": [1.25, 1.0]})
+    shown = textwrap.wrap(detokenize(list(decoded.continuation)), 100)
+    if len(shown) > MAX_FIGURE_LINES:
+        shown = shown[:MAX_FIGURE_LINES - 1] + [shown[MAX_FIGURE_LINES - 1] + " ..."]
+    lines = len(shown) + 2
+    figure = new_figure(figsize, (COLUMN_WIDTH, 3.0 + 0.16 * lines))
+    bars, text = figure.subplots(2, 1, gridspec_kw={"height_ratios": [2.6, 0.16 * lines + 0.1]})
     labels = [word for word, _ in decoded.top][::-1]
     values = [p for _, p in decoded.top][::-1]
     bars.barh(range(len(labels)), values, color=bar_colours(labels, ("</s>",)))
     bars.set_yticks(range(len(labels)), labels)
     bars.set_xlim(0, 1)
     bars.set_xlabel(f"probability after the prompt ({decoded.kept} words keep some)")
-    prompt = " ".join(decoded.prompt)
+    prompt = detokenize(list(decoded.prompt))
     bars.set_title(title or f"after '{textwrap.shorten(prompt, 60, placeholder=' ...')}'")
-    shown = textwrap.fill(" ".join(decoded.continuation), 96)
-    shown = "\n".join(shown.splitlines()[:7]) + ("\n..." if len(shown.splitlines()) > 7 else "")
     text.axis("off")
-    text.text(0, 1, shown, va="top", ha="left", fontsize=7.5, family="monospace", transform=text.transAxes)
-    text.text(0, 0, verdict(decoded), va="bottom", ha="left", fontsize=8.5, transform=text.transAxes,
-              color="#1a7f37" if decoded.writable else "#b00")
+    text.text(0, 1, "\n".join(shown), va="top", ha="left", fontsize=7.5, transform=text.transAxes)
+    text.annotate(verdict(decoded), xy=(0, 1), xycoords="axes fraction", xytext=(0, -11 * (len(shown) + 0.6)),
+                  textcoords="offset points", va="top", ha="left", fontsize=8.5,
+                  color="#1a7f37" if decoded.writable else "#b00")
     return figure
 
 
