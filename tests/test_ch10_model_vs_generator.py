@@ -18,7 +18,7 @@ from course_lib.data.text import word_tokenize
 from course_lib.decoding import greedy
 from course_lib.recipes import load_trained
 from course_lib.recipes.ch05_lstm_gru import story_vocabulary
-from course_lib.widgets.model_vs_generator import (compare_continuation, comparison_figure,
+from course_lib.widgets.model_vs_generator import (SHOWN_WORDS, compare_continuation, comparison_figure,
                                                    continuation_explorer, generator_next_word_probabilities)
 
 
@@ -66,7 +66,7 @@ def test_greedy_continuation_is_the_decoders_and_ends_the_story(trained):
     expected = vocabulary.decode(greedy(model, ids, max_tokens=40, stop_ids=[vocabulary.special_id("</s>")])[0])
     assert list(comparison.continuation[:len(expected)]) == expected
     figure = comparison_figure(comparison)
-    assert len(figure.axes[0].patches) == 2 * min(len(comparison.continuation), 32)
+    assert len(figure.axes[0].patches) == 2 * min(len(comparison.continuation), SHOWN_WORDS)
     plt.close(figure)
 
 

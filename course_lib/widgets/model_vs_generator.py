@@ -43,7 +43,7 @@ __all__ = ["Comparison", "ContinuationExplorer", "METHODS", "compare_continuatio
            "comparison_html", "continuation_explorer", "generator_next_word_probabilities"]
 
 METHODS = ("sampling", "greedy")
-SHOWN_WORDS = 32  # the figure's bars; the explorer's table shows every word
+SHOWN_WORDS = 40  # the figure's bars; the explorer's table shows every word
 END = "</s>"
 
 
