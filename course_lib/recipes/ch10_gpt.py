@@ -130,5 +130,6 @@ ALL_RECIPES = {recipe.name: recipe for seed in SEEDS for recipe in [
     _gpt_recipe(seed), *(_scaling_recipe(size, seed, True) for size in SCALING_SIZES),
     _scaling_recipe(UNTIED, seed, False)]}
 # The recipes whose checkpoints are committed (a registered recipe must have its checkpoint).
-TRAINED: tuple[str, ...] = ()
+TRAINED: tuple[str, ...] = ("ch10_gpt", "ch10_scaling_d16", "ch10_scaling_d32", "ch10_scaling_d48",
+                             "ch10_scaling_d64", "ch10_scaling_d80", "ch10_untied_d64")
 RECIPES = {name: ALL_RECIPES[name] for name in TRAINED}
