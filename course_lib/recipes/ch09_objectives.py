@@ -270,7 +270,7 @@ def accuracy(scores_by_probe: list[Tensor], probes: list[ClozeProbe]) -> float:
 
 SEEDS = (0, 1, 2)
 # The seeds whose checkpoints are committed (a registered recipe must have its checkpoint).
-TRAINED_SEEDS = {"mlm": (0, 1), "clm": (0, 1), "prefix": (0, 1)}
+TRAINED_SEEDS = {"mlm": (0, 1, 2), "clm": (0, 1, 2), "prefix": (0, 1, 2)}
 _NAMES = {"mlm": "masked LM (BERT's 80/10/10 on 15% of the tokens)", "clm": "causal LM",
           "prefix": "prefix LM (random prefix, loss on the continuation)"}
 
