@@ -79,6 +79,9 @@ LAYER_NORM = (
     "torch.nn.LayerNorm", "torch.nn.functional.layer_norm", "torch.layer_norm", "torch.native_layer_norm",
 )
 
+# The GELU activation in one call (Chapter 10 asks for GPT-2's formula).
+GELU = ("torch.nn.functional.gelu", "torch.nn.GELU")
+
 FORBIDDEN_GROUPS = {
     "AUTOGRAD": AUTOGRAD,
     "SOFTMAX": SOFTMAX,
@@ -87,6 +90,7 @@ FORBIDDEN_GROUPS = {
     "CLIPPING": CLIPPING,
     "ATTENTION": ATTENTION,
     "LAYER_NORM": LAYER_NORM,
+    "GELU": GELU,
 }
 
 # --------------------------------------------------------------------------- tolerances
