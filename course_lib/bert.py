@@ -737,9 +737,14 @@ class ParameterTable:
         return sum(row.count for row in self.rows)
 
     def __str__(self) -> str:
-        lines = [f"{'part':<16}{'component':<22}{'formula':<30}{'count':>14}"]
-        lines += [f"{row.part:<16}{row.component:<22}{row.formula:<30}{row.count:>14,}" for row in self.rows]
-        lines.append(f"{'total':<68}{self.total:>14,}")
+        # each column as wide as its widest entry, two spaces apart
+        part = max(len("part"), *(len(row.part) for row in self.rows)) + 2
+        component = max(len("component"), *(len(row.component) for row in self.rows)) + 2
+        formula = max(len("formula"), *(len(row.formula) for row in self.rows)) + 2
+        lines = [f"{'part':<{part}}{'component':<{component}}{'formula':<{formula}}{'count':>12}"]
+        lines += [f"{row.part:<{part}}{row.component:<{component}}{row.formula:<{formula}}{row.count:>12,}"
+                  for row in self.rows]
+        lines.append(f"{'total':<{part + component + formula}}{self.total:>12,}")
         return "\n".join(lines)
 
 
