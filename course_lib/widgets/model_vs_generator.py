@@ -137,12 +137,13 @@ def comparison_figure(comparison: Comparison, *, title: str = "",
     generator = np.nan_to_num(comparison.generator_probabilities[:len(words)], nan=0.0)
     axes.bar(x + 0.2, generator, width=0.4, color=colour(1), label="story generator")
     axes.set_xticks(x, words, rotation=90, fontsize=7)
-    axes.set_ylim(0, 1.05)
+    axes.set_ylim(0, 1.3)  # room above the bars for the legend
+    axes.set_yticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
     axes.set_ylabel("P(word | the words before)")
     broken = comparison.first_impossible
     if broken is not None and broken < len(words):
         axes.axvline(broken - 0.5, color="0.4", linestyle="--", linewidth=1)
-    axes.legend(loc="lower right", fontsize=7)
+    axes.legend(loc="upper right", ncol=2, fontsize=7)
     prompt = " ".join(comparison.prompt)
     axes.set_title(title or f"after '{prompt[:60]}'", fontsize=9)
     return figure
