@@ -125,11 +125,11 @@ def _scaling_recipe(size: str, seed: int, tie_embeddings: bool) -> Recipe:
     )
 
 
-SEEDS = (0,)  # every model from seed 0; further seeds are added here when their checkpoints exist
+SEEDS = (0, 1)  # seed 0 for every model; seed 1 registered only where its checkpoint exists
 ALL_RECIPES = {recipe.name: recipe for seed in SEEDS for recipe in [
     _gpt_recipe(seed), *(_scaling_recipe(size, seed, True) for size in SCALING_SIZES),
     _scaling_recipe(UNTIED, seed, False)]}
 # The recipes whose checkpoints are committed (a registered recipe must have its checkpoint).
-TRAINED: tuple[str, ...] = ("ch10_gpt", "ch10_scaling_d16", "ch10_scaling_d32", "ch10_scaling_d48",
+TRAINED: tuple[str, ...] = ("ch10_gpt", "ch10_gpt_seed1", "ch10_scaling_d16", "ch10_scaling_d32", "ch10_scaling_d48",
                              "ch10_scaling_d64", "ch10_scaling_d80", "ch10_untied_d64")
 RECIPES = {name: ALL_RECIPES[name] for name in TRAINED}
