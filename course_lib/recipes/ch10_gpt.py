@@ -125,11 +125,11 @@ def _scaling_recipe(size: str, seed: int, tie_embeddings: bool) -> Recipe:
     )
 
 
-SEEDS = (0, 1)  # seed 0 for every model; seed 1 registered only where its checkpoint exists
+SEEDS = (0, 1, 2)  # seed 0 for every model; other seeds registered only where their checkpoints exist
 ALL_RECIPES = {recipe.name: recipe for seed in SEEDS for recipe in [
     _gpt_recipe(seed), *(_scaling_recipe(size, seed, True) for size in SCALING_SIZES),
     _scaling_recipe(UNTIED, seed, False)]}
 # The recipes whose checkpoints are committed (a registered recipe must have its checkpoint).
-TRAINED: tuple[str, ...] = ("ch10_gpt", "ch10_gpt_seed1", "ch10_scaling_d16", "ch10_scaling_d32", "ch10_scaling_d48",
-                             "ch10_scaling_d64", "ch10_scaling_d80", "ch10_untied_d64")
+TRAINED: tuple[str, ...] = ("ch10_gpt", "ch10_gpt_seed1", "ch10_untied_d64",
+                             *(scaling_recipe_name(size, seed) for seed in SEEDS for size in SCALING_SIZES))
 RECIPES = {name: ALL_RECIPES[name] for name in TRAINED}
