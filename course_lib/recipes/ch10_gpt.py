@@ -130,6 +130,6 @@ ALL_RECIPES = {recipe.name: recipe for seed in SEEDS for recipe in [
     _gpt_recipe(seed), *(_scaling_recipe(size, seed, True) for size in SCALING_SIZES),
     _scaling_recipe(UNTIED, seed, False)]}
 # The recipes whose checkpoints are committed (a registered recipe must have its checkpoint).
-TRAINED: tuple[str, ...] = ("ch10_gpt", "ch10_gpt_seed1", "ch10_untied_d64",
+TRAINED: tuple[str, ...] = ("ch10_gpt", "ch10_gpt_seed1", "ch10_gpt_seed2", "ch10_untied_d64",
                              *(scaling_recipe_name(size, seed) for seed in SEEDS for size in SCALING_SIZES))
 RECIPES = {name: ALL_RECIPES[name] for name in TRAINED}
