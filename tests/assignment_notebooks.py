@@ -29,6 +29,16 @@ def assert_random_numbers_untouched(*calls: tuple[Callable[..., Any], Any]) -> N
     assert torch.equal(torch.rand(3), expected)
 
 
+def points_earned(assignment, name: str, wrong: Callable[..., Any]) -> float:
+    """The points ``wrong`` earns on the cases of ``assignment``'s item ``name``, judged as ``check`` does."""
+    from course_lib.grading.cases import judge
+    from course_lib.grading.execution import call_case
+
+    item = assignment.case_set(name)
+    cases = item.cases()
+    return judge(item, cases, [call_case(wrong, case.kwargs) for case in cases]).points
+
+
 def points(result) -> dict[str, float]:
     return {item.name: item.points for item in result.items}
 

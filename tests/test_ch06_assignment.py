@@ -12,11 +12,11 @@ import pytest
 import torch
 from nltk.translate.bleu_score import modified_precision
 
-from assignment_notebooks import assert_only_item_lost, assert_random_numbers_untouched, solution_variant
+from assignment_notebooks import (assert_only_item_lost, assert_random_numbers_untouched, points_earned,
+                                  solution_variant)
 from course_lib import rnn, seq2seq
 from course_lib.grading.assignments import ch06_seq2seq_attention as ch06
-from course_lib.grading.cases import judge, load_assignment
-from course_lib.grading.execution import call_case
+from course_lib.grading.cases import load_assignment
 from course_lib.grading.runner import grade_notebook
 
 SOLUTION = Path(__file__).resolve().parent.parent / "solutions" / "ch06_seq2seq_attention.ipynb"
@@ -35,9 +35,7 @@ def assert_only_item_lost_points(result, item: str) -> None:
 
 def points_of(name: str, wrong) -> float:
     """The points a wrong function earns on the item ``name``'s cases."""
-    item = ASSIGNMENT.case_set(name)
-    cases = item.cases()
-    return judge(item, cases, [call_case(wrong, case.kwargs) for case in cases]).points
+    return points_earned(ASSIGNMENT, name, wrong)
 
 
 # ------------------------------------------------------------------ the case sets themselves

@@ -13,10 +13,9 @@ import torch
 import torch.nn.functional as F
 
 from assignment_notebooks import (assert_declares, assert_only_item_lost, assert_random_numbers_untouched,
-                                  solution_variant)
+                                  points_earned, solution_variant)
 from course_lib.grading.assignments import ch07_transformer as ch07
-from course_lib.grading.cases import judge, load_assignment
-from course_lib.grading.execution import call_case
+from course_lib.grading.cases import load_assignment
 from course_lib.grading.policies import ATTENTION, LAYER_NORM, SOFTMAX
 from course_lib.grading.runner import grade_notebook
 
@@ -30,9 +29,7 @@ def torch64(array: np.ndarray) -> torch.Tensor:
 
 def points_of(name: str, wrong) -> float:
     """The points a wrong function earns on the item ``name``'s cases."""
-    item = ASSIGNMENT.case_set(name)
-    cases = item.cases()
-    return judge(item, cases, [call_case(wrong, case.kwargs) for case in cases]).points
+    return points_earned(ASSIGNMENT, name, wrong)
 
 
 # ------------------------------------------------------------------ the case sets themselves

@@ -12,10 +12,9 @@ import numpy as np
 import torch
 from transformers import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
-from assignment_notebooks import assert_declares, assert_only_item_lost, solution_variant
+from assignment_notebooks import assert_declares, assert_only_item_lost, points_earned, solution_variant
 from course_lib.grading.assignments import ch08_decoding as ch08
-from course_lib.grading.cases import judge, load_assignment
-from course_lib.grading.execution import call_case
+from course_lib.grading.cases import load_assignment
 from course_lib.grading.policies import SOFTMAX
 from course_lib.grading.runner import grade_notebook
 
@@ -25,9 +24,7 @@ ASSIGNMENT = load_assignment("ch08")
 
 def points_of(name: str, wrong) -> float:
     """The points a wrong function earns on the item ``name``'s cases."""
-    item = ASSIGNMENT.case_set(name)
-    cases = item.cases()
-    return judge(item, cases, [call_case(wrong, case.kwargs) for case in cases]).points
+    return points_earned(ASSIGNMENT, name, wrong)
 
 
 def softmax(z):

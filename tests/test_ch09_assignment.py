@@ -14,10 +14,9 @@ import torch
 import transformers
 
 from assignment_notebooks import (assert_declares, assert_only_item_lost, assert_random_numbers_untouched,
-                                  solution_variant)
+                                  points_earned, solution_variant)
 from course_lib.grading.assignments import ch09_pretraining_bert as ch09
-from course_lib.grading.cases import judge, load_assignment
-from course_lib.grading.execution import call_case
+from course_lib.grading.cases import load_assignment
 from course_lib.grading.policies import LAYER_NORM
 from course_lib.grading.runner import grade_notebook
 
@@ -26,9 +25,8 @@ ASSIGNMENT = load_assignment("ch09")
 
 
 def points_of(name: str, wrong) -> float:
-    item = ASSIGNMENT.case_set(name)
-    cases = item.cases()
-    return judge(item, cases, [call_case(wrong, case.kwargs) for case in cases]).points
+    """The points a wrong function earns on the item ``name``'s cases."""
+    return points_earned(ASSIGNMENT, name, wrong)
 
 
 def test_the_assignment_declares_six_items_worth_ten_points():

@@ -12,10 +12,9 @@ import pytest
 import torch
 
 from assignment_notebooks import (assert_declares, assert_only_item_lost, assert_random_numbers_untouched,
-                                  solution_variant)
+                                  points_earned, solution_variant)
 from course_lib.grading.assignments import ch10_gpt as ch10
-from course_lib.grading.cases import judge, load_assignment
-from course_lib.grading.execution import call_case
+from course_lib.grading.cases import load_assignment
 from course_lib.grading.policies import ATTENTION, GELU, LAYER_NORM, SOFTMAX
 from course_lib.grading.runner import grade_notebook
 
@@ -28,9 +27,8 @@ def erf(x):
 
 
 def points_of(name: str, wrong) -> float:
-    item = ASSIGNMENT.case_set(name)
-    cases = item.cases()
-    return judge(item, cases, [call_case(wrong, case.kwargs) for case in cases]).points
+    """The points a wrong function earns on the item ``name``'s cases."""
+    return points_earned(ASSIGNMENT, name, wrong)
 
 
 def hf_block(params, num_heads, eps, T):
