@@ -15,7 +15,7 @@ import torch
 
 from course_lib import attention, transformer
 from course_lib.grading.cases import Assignment, Case, graded_item
-from course_lib.grading.seeded import float64_tensor, normal_array, seeded_rng
+from course_lib.grading.seeded import float64_tensor, layer_weights, normal_array, seeded_rng
 from course_lib.grading.policies import (
     ATTENTION, EXACT, FLOAT64_REORDERED, FLOAT64_SAME_ORDER, LAYER_NORM, SOFTMAX,
 )
@@ -176,15 +176,11 @@ def _layer_norm_cases() -> list[Case]:
 
 def encoder_layer_params(d_model: int, d_ff: int, seed: int, scale: float = 0.3) -> dict[str, np.ndarray]:
     """An ``nn.TransformerEncoderLayer`` state dict of Gaussian weights (γ near 1)."""
-    rng = seeded_rng(seed)
     shapes = {"self_attn.in_proj_weight": (3 * d_model, d_model), "self_attn.in_proj_bias": (3 * d_model,),
               "self_attn.out_proj.weight": (d_model, d_model), "self_attn.out_proj.bias": (d_model,),
               "linear1.weight": (d_ff, d_model), "linear1.bias": (d_ff,),
               "linear2.weight": (d_model, d_ff), "linear2.bias": (d_model,)}
-    params = {name: rng.normal(0, scale, shape) for name, shape in shapes.items()}
-    for n in (1, 2):
-        params[f"norm{n}.weight"] = rng.normal(1, 0.2, d_model)
-        params[f"norm{n}.bias"] = rng.normal(0, 0.2, d_model)
+    params = layer_weights(seed, shapes, ("norm1", "norm2"), d_model, scale)
     return {name: params[name] for name in ENCODER_LAYER_PARAMS}
 
 

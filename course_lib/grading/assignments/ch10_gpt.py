@@ -16,7 +16,7 @@ import torch
 from course_lib import gpt, transformer
 from course_lib.grading.cases import Assignment, Case, graded_item
 from course_lib.grading.policies import ATTENTION, EXACT, FLOAT64_REORDERED, GELU, LAYER_NORM, SOFTMAX
-from course_lib.grading.seeded import float64_tensor, normal_array, seeded_rng
+from course_lib.grading.seeded import float64_tensor, layer_weights, normal_array, seeded_rng
 
 # One GPT2Block's weights under GPT2LMHeadModel's names (without the "transformer.h.{l}." prefix).
 BLOCK_PARAMS = ("ln_1.weight", "ln_1.bias", "attn.c_attn.weight", "attn.c_attn.bias", "attn.c_proj.weight",
@@ -120,15 +120,11 @@ def _attention_cases() -> list[Case]:
 
 def block_params(d_model: int, d_ff: int, seed: int, scale: float = 0.3) -> dict[str, np.ndarray]:
     """One ``GPT2Block``'s weights under Hugging Face's names (``Conv1D`` layout), γ near 1."""
-    rng = seeded_rng(seed)
     shapes = {"attn.c_attn.weight": (d_model, 3 * d_model), "attn.c_attn.bias": (3 * d_model,),
               "attn.c_proj.weight": (d_model, d_model), "attn.c_proj.bias": (d_model,),
               "mlp.c_fc.weight": (d_model, d_ff), "mlp.c_fc.bias": (d_ff,),
               "mlp.c_proj.weight": (d_ff, d_model), "mlp.c_proj.bias": (d_model,)}
-    params = {name: rng.normal(0, scale, shape) for name, shape in shapes.items()}
-    for n in (1, 2):
-        params[f"ln_{n}.weight"] = rng.normal(1, 0.2, d_model)
-        params[f"ln_{n}.bias"] = rng.normal(0, 0.2, d_model)
+    params = layer_weights(seed, shapes, ("ln_1", "ln_2"), d_model, scale)
     return {name: params[name] for name in BLOCK_PARAMS}
 
 
