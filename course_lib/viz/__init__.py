@@ -20,11 +20,13 @@ Token segmentations (:mod:`~course_lib.viz.tokens`)
     :func:`plot_token_segmentations` -- a text as its tokens in coloured boxes.
 Diagrams (:mod:`~course_lib.viz.diagrams`)
     :func:`plot_unrolled_rnn` -- the recurrent network, folded and unrolled.
-    :func:`plot_encoder_decoder` -- the encoder-decoder unrolled, with or without attention.
+    :func:`plot_encoder_decoder` -- the encoder-decoder unrolled, with or without attention;
+    :func:`plot_lstm_cell` -- one LSTM step, its memory line and gates;
+    :func:`plot_gpt_architecture` -- GPT-2 from the bottom up, named as ``GPT2Model`` names it.
 """
 from course_lib.viz.bars import plot_bar_panels, plot_bars, plot_next_token_distribution
 from course_lib.viz.curves import plot_curve_panels, plot_curves
-from course_lib.viz.diagrams import plot_encoder_decoder, plot_unrolled_rnn
+from course_lib.viz.diagrams import plot_encoder_decoder, plot_gpt_architecture, plot_lstm_cell, plot_unrolled_rnn
 from course_lib.viz.heatmaps import plot_heatmap
 from course_lib.viz.points import plot_labelled_points
 from course_lib.viz.style import (BAR_COLOUR, COLUMN_WIDTH, DEFAULT_FIGSIZE, DPI, HIGHLIGHT_COLOUR, PALETTE,
@@ -35,5 +37,5 @@ __all__ = [
     "BAR_COLOUR", "COLUMN_WIDTH", "DEFAULT_FIGSIZE", "DPI", "HIGHLIGHT_COLOUR", "PALETTE", "TOKEN_COLOURS",
     "plot_bar_panels", "plot_bars", "plot_curve_panels", "plot_curves", "plot_heatmap", "plot_labelled_points",
     "plot_next_token_distribution", "plot_token_segmentations", "plot_unrolled_rnn",
-    "plot_encoder_decoder",
+    "plot_encoder_decoder", "plot_gpt_architecture", "plot_lstm_cell",
 ]

@@ -1,7 +1,9 @@
-"""Diagrams drawn from boxes and arrows: the recurrent network, folded and unrolled; the encoder-decoder."""
+"""Diagrams drawn from boxes and arrows: the recurrent network, folded and unrolled; the encoder-decoder;
+the LSTM cell; GPT-2."""
 from __future__ import annotations
 
 from matplotlib.figure import Figure
+from matplotlib.patches import FancyBboxPatch
 
 from course_lib import checks
 from course_lib.viz.style import COLUMN_WIDTH, FONT_SIZE, SMALL_SIZE, TICK_SIZE, new_figure, styled
@@ -233,6 +235,118 @@ def plot_lstm_cell(*, title: str = "", figsize: tuple[float, float] | None = Non
     arrow((gate_xs[3], gate_y), (show_x, gate_y - 0.55), shrink=9)
     box(9.8, 0.2, "$h_t$", "h", NODE_SIZE)
     arrow((show_x, gate_y - 0.55), (9.8, 0.2), shrink=11)
+    if title:
+        axes.set_title(title)
+    return figure
+
+
+GPT_COLOURS = {"embedding": NODE_COLOURS["i"], "norm": "#eeeeee", "attention": "#fde3c8", "mlp": "#e6dcf0",
+               "head": NODE_COLOURS["o"], "op": "white"}
+TIED_COLOUR = "#b8860b"
+
+
+@styled
+def plot_gpt_architecture(vocab_size: int = 50257, max_context: int = 1024, d_model: int = 768, num_layers: int = 12,
+                          d_ff: int | None = None, *, title: str = "",
+                          figsize: tuple[float, float] | None = None) -> Figure:
+    """GPT-2 drawn from the bottom up, each part labelled with its ``GPT2Model`` name and shape.
+
+    The token and position embeddings (``wte``, ``wpe``) are added; ``num_layers`` pre-norm blocks
+    (``h.0`` ..) each add masked self-attention (``ln_1``, ``attn.c_attn``, ``attn.c_proj``) and then
+    the feed-forward network (``ln_2``, ``mlp.c_fc``, GELU, ``mlp.c_proj``) to the residual stream;
+    the final layer norm ``ln_f`` and the read-out ``lm_head``, which is ``wte`` itself (the dashed
+    line), give the next token's distribution. ``d_ff`` defaults to ``4 * d_model``, as in GPT-2.
+    The defaults are GPT-2 small's.
+    """
+    vocab_size = checks.integer("vocab_size", vocab_size, minimum=1)
+    max_context = checks.integer("max_context", max_context, minimum=1)
+    d_model = checks.integer("d_model", d_model, minimum=1)
+    num_layers = checks.integer("num_layers", num_layers, minimum=1)
+    d_ff = 4 * d_model if d_ff is None else checks.integer("d_ff", d_ff, minimum=1)
+    checks.text("title", title)
+    figure = new_figure(figsize, (COLUMN_WIDTH, 5.6))
+    axes = figure.add_subplot()
+    axes.set_xlim(0, 10.4)
+    axes.set_ylim(-0.45, 12.75)
+    axes.axis("off")
+    stream_x, branch_x, tie_x, names_x = 3.2, 1.45, 4.95, 5.45
+
+    def box(x: float, y: float, text: str, kind: str, shape: str = "round") -> None:
+        axes.text(x, y, text, ha="center", va="center", fontsize=TICK_SIZE, zorder=3, linespacing=1.15,
+                  bbox={"boxstyle": f"{shape},pad=0.35", "facecolor": GPT_COLOURS[kind], "edgecolor": "0.3"})
+
+    def arrow(start_xy, end_xy, shrink_start=11.0, shrink_end=11.0) -> None:
+        axes.annotate("", xy=end_xy, xytext=start_xy, zorder=2,
+                      arrowprops={"arrowstyle": "-|>", "color": "0.25", "lw": 1.0, "shrinkA": shrink_start,
+                                  "shrinkB": shrink_end})
+
+    def line(xs, ys) -> None:
+        axes.plot(xs, ys, color="0.25", lw=1.0, zorder=1)
+
+    def name(y: float, text: str) -> None:
+        axes.text(names_x, y, text, ha="left", va="center", fontsize=SMALL_SIZE, family="monospace",
+                  color="0.15", linespacing=1.3)
+
+    # embeddings: E[w_t] + P[t]
+    token_x, position_x, embed_y, sum_y = 4.1, 2.1, 1.05, 2.0
+    axes.text(token_x, -0.15, "token $w_t$", ha="center", va="center", fontsize=TICK_SIZE)
+    axes.text(position_x, -0.15, "position $t$", ha="center", va="center", fontsize=TICK_SIZE)
+    box(token_x, embed_y, "token\nembedding", "embedding")
+    box(position_x, embed_y, "position\nembedding", "embedding")
+    arrow((token_x, -0.15), (token_x, embed_y), 7, 15)
+    arrow((position_x, -0.15), (position_x, embed_y), 7, 15)
+    box(stream_x, sum_y, "$+$", "op", shape="circle")
+    arrow((token_x, embed_y), (stream_x, sum_y), 15, 9)
+    arrow((position_x, embed_y), (stream_x, sum_y), 15, 9)
+    name(embed_y, f"wte   {vocab_size:,} × {d_model:,}\nwpe   {max_context:,} × {d_model:,}")
+
+    # one pre-norm block, drawn once and repeated num_layers times
+    block_bottom, block_top = 2.6, 9.45
+    axes.add_patch(FancyBboxPatch((0.25, block_bottom), 4.3, block_top - block_bottom, zorder=0,
+                                  boxstyle="round,pad=0.05,rounding_size=0.25", facecolor="#f7f7f7",
+                                  edgecolor="0.5", linestyle="--"))
+    axes.text(0.45, block_top - 0.3, f"× {num_layers}", ha="left", va="center", fontsize=FONT_SIZE,
+              fontweight="bold", color="0.3")
+    name(block_bottom + 0.15, f"h.0 … h.{num_layers - 1}   {num_layers} × GPT2Block")
+    sublayers = ((3.0, "ln_1", "masked multi-head\nself-attention", "attention",
+                  f"attn.c_attn  {d_model:,} → {3 * d_model:,} (q, k, v)\nattn.c_proj  {d_model:,} → {d_model:,}"),
+                 (6.3, "ln_2", "feed-forward\n(GELU)", "mlp",
+                  f"mlp.c_fc     {d_model:,} → {d_ff:,}\nmlp.act      GELU (tanh)\n"
+                  f"mlp.c_proj   {d_ff:,} → {d_model:,}"))
+    for branch_y, norm_name, label, kind, names in sublayers:
+        norm_y, layer_y, add_y = branch_y + 0.6, branch_y + 1.75, branch_y + 2.85
+        line([stream_x, branch_x], [branch_y, branch_y])
+        box(branch_x, norm_y, "layer norm", "norm")
+        box(branch_x, layer_y, label, kind)
+        box(stream_x, add_y, "$+$", "op", shape="circle")
+        arrow((branch_x, branch_y), (branch_x, norm_y), 0, 9)
+        arrow((branch_x, norm_y), (branch_x, layer_y), 9, 17)
+        line([branch_x, branch_x], [layer_y + 0.45, add_y])
+        arrow((branch_x, add_y), (stream_x, add_y), 0, 9)
+        name(norm_y, f"{norm_name}         LayerNorm({d_model:,})")
+        name(layer_y, names)
+    # the residual stream runs straight through
+    arrow((stream_x, sum_y), (stream_x, 5.85), 9, 9)
+    arrow((stream_x, 5.85), (stream_x, 9.15), 9, 9)
+    axes.text(stream_x + 0.12, 4.3, "residual\nstream", ha="left", va="center", fontsize=SMALL_SIZE, color="0.35",
+              rotation=90)
+
+    # the top: final layer norm, read-out tied to wte, softmax
+    norm_y, head_y, out_y = 10.15, 11.1, 12.15
+    box(stream_x, norm_y, "layer norm", "norm")
+    box(stream_x, head_y, "linear read-out $E^\\top$", "head")
+    axes.text(stream_x, out_y, "$P(w_{t+1} \\mid w_1, \\dots, w_t)$", ha="center", va="center",
+              fontsize=TICK_SIZE)
+    arrow((stream_x, 9.15), (stream_x, norm_y), 9, 9)
+    arrow((stream_x, norm_y), (stream_x, head_y), 9, 9)
+    arrow((stream_x, head_y), (stream_x, out_y), 9, 9)
+    name(norm_y, f"ln_f         LayerNorm({d_model:,})")
+    name(head_y, f"lm_head      {d_model:,} → {vocab_size:,} (is wte)")
+    name(out_y, "softmax: the next token")
+    tied = {"color": TIED_COLOUR, "lw": 1.3, "linestyle": (0, (4, 2)), "zorder": 1}
+    axes.plot([4.27, tie_x, tie_x, 4.77], [head_y, head_y, embed_y, embed_y], **tied)  # box edge to box edge
+    axes.text(tie_x + 0.1, 6.0, "the same matrix $E$", ha="left", va="center", fontsize=SMALL_SIZE,
+              color="#7a5a00", rotation=90)
     if title:
         axes.set_title(title)
     return figure
