@@ -61,6 +61,8 @@ __all__ = [
     "story_vocabulary",
     "train_model",
     "train_through_curriculum",
+    "validation_batches",
+    "validation_stories",
 ]
 
 # The validation and test splits are those of every chapter (each split has its own seed); the
@@ -84,6 +86,19 @@ def story_vocabulary() -> Vocabulary:
     """Every word type of the 8000 stories of the training split, with ``<pad>``, ``<unk>``, ``<s>``,
     ``</s>`` first: the generator's whole vocabulary (a rarer word would be ``<unk>``)."""
     return Vocabulary.build(_corpus().tokens("train"))
+
+
+@lru_cache(maxsize=1)
+def validation_stories() -> tuple[tuple[int, ...], ...]:
+    """Every chapter's validation split as ids of :func:`story_vocabulary`."""
+    return tuple(map(tuple, encode_stories(_corpus().tokens("validation"), story_vocabulary())))
+
+
+def validation_batches() -> list[Tensor]:
+    """The validation split in padded batches of 50 stories, as the recipes evaluate it while training."""
+    validation = [list(ids) for ids in validation_stories()]
+    pad = story_vocabulary().special_id("<pad>")
+    return [pad_sequences(validation[i : i + 50], pad) for i in range(0, len(validation), 50)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -154,11 +169,8 @@ def train_model(cell: str, seed: int = 0, steps: int | None = None,
     seed_everything(seed)
     model.reset_parameters()  # the seed draws the embedding, the layer, the read-out, in that order
     vocabulary = story_vocabulary()
-    pad = vocabulary.special_id("<pad>")
-    validation = encode_stories(_corpus().tokens("validation"), vocabulary)
-    validation_batches = [pad_sequences(validation[i : i + 50], pad) for i in range(0, len(validation), 50)]
     history = train_through_curriculum(model, curriculum, LEARNING_RATE[cell], seed, vocabulary,
-                                       validation_batches, steps)
+                                       validation_batches(), steps)
     metadata = {
         "cell": cell,
         "d_embed": D_EMBED,

@@ -23,20 +23,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict
-from functools import lru_cache
 from typing import Any
 
 from torch import nn
 
 from course_lib.checks import one_of
 from course_lib.cnn_lm import CNNLM, CNNLMConfig, doubling_dilations
-from course_lib.data.corpus import story_corpus
 from course_lib.recipes import Recipe
 from course_lib.recipes.ch05_lstm_gru import (BATCH_SIZE, CLIP_GRAD_NORM, CORPUS, CURRICULUM, Stage,
-                                              story_vocabulary, train_through_curriculum)
+                                              story_vocabulary, train_through_curriculum, validation_batches)
 from course_lib.runtime import seed_everything
-from course_lib.story_text import encode_stories
-from course_lib.train import pad_sequences
 from course_lib.transformer import TransformerLM, TransformerLMConfig
 
 __all__ = [
@@ -92,13 +88,6 @@ def build_model(family: str) -> nn.Module:
     return TransformerLM(transformer_config()) if family == "transformer" else CNNLM(cnn_config())
 
 
-@lru_cache(maxsize=1)
-def _validation_stories() -> list[list[int]]:
-    """Chapter 5's validation split as ids (each split has its own seed, whatever the training size)."""
-    corpus = story_corpus(**{**CORPUS, "train_stories": 0})
-    return encode_stories(corpus.tokens("validation"), story_vocabulary())
-
-
 def train_model(family: str, seed: int = 0, steps: int | None = None,
                 curriculum: Sequence[Stage] | None = None) -> tuple[nn.Module, dict[str, Any]]:
     """Train one model through its schedule, ``SCHEDULES[family]`` unless ``curriculum`` is given;
@@ -114,11 +103,8 @@ def train_model(family: str, seed: int = 0, steps: int | None = None,
     seed_everything(seed)
     model = build_model(family)  # the seed draws the initial weights
     vocabulary = story_vocabulary()
-    pad = vocabulary.special_id("<pad>")
-    validation = _validation_stories()
-    validation_batches = [pad_sequences(validation[i : i + 50], pad) for i in range(0, len(validation), 50)]
     history = train_through_curriculum(model, curriculum, LEARNING_RATE[family], seed, vocabulary,
-                                       validation_batches, steps)
+                                       validation_batches(), steps)
     settings = asdict(model.config)
     metadata = {
         "family": family,

@@ -27,10 +27,9 @@ from course_lib.checks import one_of
 from course_lib.gpt import GPT, GPTConfig
 from course_lib.recipes import Recipe
 from course_lib.recipes.ch05_lstm_gru import (BATCH_SIZE, CLIP_GRAD_NORM, CORPUS, Stage, story_vocabulary,
-                                              train_through_curriculum)
-from course_lib.recipes.ch07_transformer import MAX_CONTEXT, SCHEDULE, _validation_stories
+                                              train_through_curriculum, validation_batches)
+from course_lib.recipes.ch07_transformer import MAX_CONTEXT, SCHEDULE
 from course_lib.runtime import seed_everything
-from course_lib.train import pad_sequences
 
 __all__ = [
     "ALL_RECIPES", "LEARNING_RATE", "MAX_CONTEXT", "RECIPES", "SCALING_SCHEDULE", "SCALING_SIZES", "SCALING_STEPS",
@@ -75,10 +74,7 @@ def train_gpt(config: GPTConfig, schedule: Sequence[Stage], seed: int = 0,
     seed_everything(seed)
     model = GPT(config)
     vocabulary = story_vocabulary()
-    pad = vocabulary.special_id("<pad>")
-    validation = _validation_stories()
-    validation_batches = [pad_sequences(validation[i : i + 50], pad) for i in range(0, len(validation), 50)]
-    history = train_through_curriculum(model, schedule, LEARNING_RATE, seed, vocabulary, validation_batches, steps)
+    history = train_through_curriculum(model, schedule, LEARNING_RATE, seed, vocabulary, validation_batches(), steps)
     metadata = {
         "config": asdict(config),
         "parameters": model.num_parameters(),
@@ -130,6 +126,7 @@ ALL_RECIPES = {recipe.name: recipe for seed in SEEDS for recipe in [
     _gpt_recipe(seed), *(_scaling_recipe(size, seed, True) for size in SCALING_SIZES),
     _scaling_recipe(UNTIED, seed, False)]}
 # The recipes whose checkpoints are committed (a registered recipe must have its checkpoint).
-TRAINED: tuple[str, ...] = ("ch10_gpt", "ch10_gpt_seed1", "ch10_gpt_seed2", "ch10_untied_d64",
-                             *(scaling_recipe_name(size, seed) for seed in SEEDS for size in SCALING_SIZES))
+TRAINED: tuple[str, ...] = ("ch10_gpt", "ch10_gpt_seed1", "ch10_gpt_seed2",
+                             *(scaling_recipe_name(size, seed) for seed in SEEDS for size in SCALING_SIZES),
+                             *(scaling_recipe_name(UNTIED, seed, tie_embeddings=False) for seed in SEEDS))
 RECIPES = {name: ALL_RECIPES[name] for name in TRAINED}
