@@ -1,6 +1,6 @@
 """Chapter 10's graded items: the references agree with independent computations (transformers'
 GPT2Block and Conv1D with a causal mask, the exact formula of the tanh GELU, GPT2LMHeadModel's own
-parameter count on the meta device, NumPy's least squares), the mistakes the chapter warns about
+parameter count on the meta device, NumPy's least squares, GPT2LMHeadModel's loss with labels), the mistakes the chapter warns about
 fail, and a wrong answer loses the points of its own item only."""
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from assignment_notebooks import (assert_declares, assert_only_item_lost, assert
                                   points_earned, solution_variant)
 from course_lib.grading.assignments import ch10_gpt as ch10
 from course_lib.grading.cases import load_assignment
-from course_lib.grading.policies import ATTENTION, GELU, LAYER_NORM, SOFTMAX
+from course_lib.grading.policies import ATTENTION, CROSS_ENTROPY, GELU, LAYER_NORM, SOFTMAX
 from course_lib.grading.runner import grade_notebook
 
 SOLUTION = Path(__file__).resolve().parent.parent / "solutions" / "ch10_gpt.ipynb"
@@ -51,10 +51,11 @@ def hf_block(params, num_heads, eps, T):
 
 # ------------------------------------------------------------------ the case sets themselves
 
-def test_the_assignment_declares_five_items_worth_ten_points_and_their_rules():
+def test_the_assignment_declares_six_items_worth_twelve_points_and_their_rules():
     assert ASSIGNMENT is ch10.ASSIGNMENT
     assert_declares(ASSIGNMENT, ["gelu_tanh", "causal_self_attention", "gpt_block", "parameter_count",
-                                 "scaling_fit"], {"course_lib.gpt", "course_lib.transformer"}, 10)
+                                 "scaling_fit", "next_token_loss"], {"course_lib.gpt", "course_lib.transformer"}, 12)
+    assert set(CROSS_ENTROPY) <= set(ASSIGNMENT.case_set("next_token_loss").forbidden)
     assert set(GELU) <= set(ASSIGNMENT.case_set("gelu_tanh").forbidden)
     assert set(ATTENTION + SOFTMAX) <= set(ASSIGNMENT.case_set("causal_self_attention").forbidden)
     assert set(ATTENTION + SOFTMAX + LAYER_NORM + GELU) <= set(ASSIGNMENT.case_set("gpt_block").forbidden)
@@ -109,9 +110,40 @@ def test_the_scaling_fit_reference_recovers_an_exact_law_and_equals_lstsq():
         assert ch10.scaling_fit_reference(**k) == pytest.approx((math.exp(intercept), -slope), rel=1e-9)
 
 
+def test_the_loss_reference_equals_gpt2lmheadmodels_loss_with_labels():
+    """transformers' model runs the case's tokens; its last hidden states and wte go to the
+    reference, and its own loss (labels = the tokens, -100 at padding) must come out."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    for case in ch10._loss_cases():
+        k = case.kwargs
+        vocab_size, d_model = k["wte"].shape
+        torch.manual_seed(7)
+        model = GPT2LMHeadModel(GPT2Config(vocab_size=vocab_size, n_embd=d_model, n_layer=2, n_head=2,
+                                           n_positions=16, resid_pdrop=0.0, attn_pdrop=0.0, embd_pdrop=0.0,
+                                           bos_token_id=0, eos_token_id=0)).double().eval()
+        ids = torch.from_numpy(k["tokens"])
+        labels = ids.masked_fill(ids == k["pad_id"], -100)
+        with torch.no_grad():
+            output = model(ids, labels=labels, output_hidden_states=True)
+        hidden, wte = output.hidden_states[-1].numpy(), model.transformer.wte.weight.detach().numpy()
+        ours = ch10.next_token_loss_reference(hidden, wte, k["tokens"], k["pad_id"])
+        # transformers computes its loss in float32, whatever the model's dtype
+        assert ours == pytest.approx(output.loss.item(), rel=1e-6), case.label
+
+
+def test_the_loss_cases_have_what_their_labels_say():
+    one, padded, large, inside = (case.kwargs for case in ch10._loss_cases())
+    assert not (one["tokens"] == one["pad_id"]).any()
+    assert [int((row != 0).sum()) for row in padded["tokens"]] == [8, 5, 3]
+    assert np.abs(large["hidden"] @ large["wte"].T).max() > 710  # exp overflows float64 past ~709.8
+    assert inside["pad_id"] == 3 and (inside["tokens"][1, 4:] == 3).all() and (inside["tokens"][0] != 3).all()
+
+
 def test_the_references_leave_the_callers_random_numbers_alone():
     assert_random_numbers_untouched((ch10.gpt_block_reference, ch10._block_cases()[0]),
-                                    (ch10.causal_self_attention_reference, ch10._attention_cases()[0]))
+                                    (ch10.causal_self_attention_reference, ch10._attention_cases()[0]),
+                                    (ch10.next_token_loss_reference, ch10._loss_cases()[0]))
 
 
 # ------------------------------------------------------------------ classic mistakes lose their item
@@ -208,6 +240,29 @@ def test_scaling_fit_mistakes_fail():
     assert points_of("scaling_fit", lambda **k: fit(**k, subtract_floor=False)) == 0.5  # E = 0 in one case
 
 
+def test_loss_mistakes_fail():
+    def loss(hidden, wte, tokens, pad_id, *, shift=True, skip_padding=True, per_story=False, stable=True):
+        logits = hidden @ wte.T
+        targets = tokens
+        if shift:
+            logits, targets = logits[:, :-1], tokens[:, 1:]
+        top = logits.max(-1, keepdims=True) if stable else 0.0
+        with np.errstate(over="ignore", invalid="ignore"):
+            log_probs = logits - top - np.log(np.exp(logits - top).sum(-1, keepdims=True))
+        picked = -np.take_along_axis(log_probs, targets[..., None], -1)[..., 0]
+        counted = (targets != pad_id) if skip_padding else np.ones(targets.shape, dtype=bool)
+        if per_story:
+            return float(np.mean([row[keep].mean() for row, keep in zip(picked, counted)]))
+        return float(picked[counted].sum() / counted.sum())
+
+    assert points_of("next_token_loss", loss) == 2
+    assert points_of("next_token_loss", lambda **k: loss(**k, shift=False)) == 0
+    # the one case without padding cannot tell these two from the right answer; the three others can
+    assert points_of("next_token_loss", lambda **k: loss(**k, skip_padding=False)) == 0.5
+    assert points_of("next_token_loss", lambda **k: loss(**k, per_story=True)) == 0.5
+    assert points_of("next_token_loss", lambda **k: loss(**k, stable=False)) == 1.5  # the overflow case
+
+
 # ------------------------------------------------------------------ grading the notebooks
 
 def test_wrong_answers_lose_exactly_the_points_of_their_item(tmp_path):
@@ -219,6 +274,10 @@ def test_wrong_answers_lose_exactly_the_points_of_their_item(tmp_path):
     positive_slope = solution_variant(SOLUTION, tmp_path, "positive_slope",
                                       "float(np.exp(intercept)), float(-slope)",
                                       "float(np.exp(intercept)), float(slope)")
+    unshifted = solution_variant(SOLUTION, tmp_path, "unshifted",
+                                 "(hidden @ wte.T)[:, :-1]                    # position t scores token t + 1\n"
+                                 "    targets = tokens[:, 1:]",
+                                 "hidden @ wte.T\n    targets = tokens")
     for path, item, reason in ((post_norm, "ch10.gpt_block", None), (no_final_norm, "ch10.parameter_count", None),
-                               (positive_slope, "ch10.scaling_fit", None)):
+                               (positive_slope, "ch10.scaling_fit", None), (unshifted, "ch10.next_token_loss", None)):
         assert_only_item_lost(grade_notebook(path), ASSIGNMENT, item, reason)

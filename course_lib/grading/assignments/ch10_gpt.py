@@ -1,4 +1,5 @@
-"""Chapter 10 exercises: GPT-2 from its Hugging Face weights, its parameter count, a scaling law.
+"""Chapter 10 exercises: GPT-2 from its Hugging Face weights, its parameter count, a scaling law,
+the loss of one training step.
 
 Inputs are float64 NumPy arrays from seeded generators (sizes are integers), so the cases are the
 same on every run. Weights come as a ``GPT2LMHeadModel`` stores them: ``Conv1D`` matrices of shape
@@ -6,7 +7,8 @@ same on every run. Weights come as a ``GPT2LMHeadModel`` stores them: ``Conv1D``
 ``gelu_tanh``; a one-block :class:`course_lib.gpt.GPT` that loads the case's weights through
 :func:`course_lib.gpt.from_hf_state_dict` (its written-out attention, causal, for the attention
 item; the whole pre-norm block for the block item); :meth:`course_lib.gpt.GPTConfig.parameter_count_formula`;
-and the least-squares fit of ``log(L - E) = log A - α log N`` the chapter makes.
+the least-squares fit of ``log(L - E) = log A - α log N`` the chapter makes; and the loss
+:meth:`course_lib.gpt.GPT.forward` computes, its read-out tied to ``wte``.
 """
 from __future__ import annotations
 
@@ -15,7 +17,8 @@ import torch
 
 from course_lib import gpt, transformer
 from course_lib.grading.cases import Assignment, Case, graded_item
-from course_lib.grading.policies import ATTENTION, EXACT, FLOAT64_REORDERED, GELU, LAYER_NORM, SOFTMAX
+from course_lib.grading.policies import (ATTENTION, CROSS_ENTROPY, EXACT, FLOAT64_REORDERED, GELU, LAYER_NORM,
+                                        SOFTMAX)
 from course_lib.grading.seeded import float64_tensor, layer_weights, normal_array, seeded_rng
 
 # One GPT2Block's weights under GPT2LMHeadModel's names (without the "transformer.h.{l}." prefix).
@@ -79,6 +82,24 @@ def scaling_fit_reference(N, L, E) -> tuple[float, float]:
     """``(A, α)`` of ``L(N) = E + A N^(-α)``: least squares of ``log(L - E)`` on ``log N``."""
     slope, intercept = np.polyfit(np.log(np.asarray(N, dtype=float)), np.log(np.asarray(L) - E), 1)
     return float(np.exp(intercept)), float(-slope)
+
+
+def next_token_loss_reference(hidden, wte, tokens, pad_id) -> float:
+    """The loss of :meth:`course_lib.gpt.GPT.forward` for the ids ``tokens``, given its final hidden
+    states: a GPT whose embedding (and so its tied read-out) is ``wte`` scores ``hidden``; the
+    targets are ``tokens`` shifted left by one, ``IGNORE_INDEX`` where the target is ``pad_id``."""
+    vocab_size, d_model = np.shape(wte)
+    config = gpt.GPTConfig(vocab_size=vocab_size, max_context=1, num_layers=1, num_heads=1, d_model=d_model,
+                           dropout=0.0)
+    with torch.random.fork_rng(devices=[]):
+        model = gpt.GPT(config).double()
+    with torch.no_grad():
+        model.embedding.weight.copy_(float64_tensor(wte))
+        logits = model.readout(float64_tensor(hidden))[:, :-1]  # position t scores token t + 1
+    targets = torch.as_tensor(np.asarray(tokens)[:, 1:], dtype=torch.long)
+    targets = targets.masked_fill(targets == pad_id, gpt.IGNORE_INDEX)
+    return float(torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten(),
+                                                   ignore_index=gpt.IGNORE_INDEX))
 
 
 # --------------------------------------------------------------------------- cases
@@ -175,6 +196,30 @@ def _scaling_cases() -> list[Case]:
     ]
 
 
+def _loss_case(label: str, lengths: list[int], vocab_size: int, d_model: int, pad_id: int, seed: int,
+               scale: float = 1.0) -> Case:
+    """Stories of ``lengths`` tokens (never ``pad_id``), padded at the end to the longest."""
+    rng = seeded_rng(seed)
+    T = max(lengths)
+    words = [i for i in range(vocab_size) if i != pad_id]
+    tokens = np.full((len(lengths), T), pad_id, dtype=np.int64)
+    for row, length in enumerate(lengths):
+        tokens[row, :length] = rng.choice(words, size=length)
+    return Case(label, {"hidden": scale * rng.normal(0, 1, (len(lengths), T, d_model)),
+                        "wte": rng.normal(0, 1, (vocab_size, d_model)), "tokens": tokens, "pad_id": pad_id})
+
+
+def _loss_cases() -> list[Case]:
+    return [
+        _loss_case("one sequence of 6 tokens, V = 7, d = 4, no padding", [6], 7, 4, pad_id=0, seed=340),
+        _loss_case("3 stories of 8, 5 and 3 tokens, padded with pad_id = 0", [8, 5, 3], 10, 6, pad_id=0, seed=341),
+        _loss_case("logits in the hundreds (exp overflows unless the largest is taken off first)", [7, 4], 9, 8,
+                   pad_id=0, seed=342, scale=100.0),
+        _loss_case("pad_id = 3, inside the vocabulary; stories of 9 and 4 tokens", [9, 4], 11, 6, pad_id=3,
+                   seed=343),
+    ]
+
+
 ASSIGNMENT = Assignment(
     name="ch10", title="Chapter 10: GPT",
     case_sets=(
@@ -203,6 +248,11 @@ ASSIGNMENT = Assignment(
                     hint="""The power law is a straight line in log-log axes only once the floor E is taken
                             off the loss; alpha is positive when the loss falls. See "Scaling: loss against
                             size" in Chapter 10."""),
+        graded_item("ch10.next_token_loss", points=2, make_cases=_loss_cases, reference=next_token_loss_reference,
+                    tolerance=FLOAT64_REORDERED, forbidden=CROSS_ENTROPY,
+                    hint="""Position t predicts the token at t + 1; a padding target counts for nothing, and
+                            the mean is over the tokens counted, not the stories. See "A decoder that only
+                            looks back" in Chapter 10."""),
     ),
     reference_modules=("course_lib.gpt", "course_lib.transformer"),
 )
