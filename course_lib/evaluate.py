@@ -29,7 +29,7 @@ from course_lib.checks import positive_int
 from course_lib.data.probes import Probe, probe_answers
 from course_lib.data.program import EntropyFloor
 from course_lib.data.text import Vocabulary, word_tokenize
-from course_lib.language_model import LanguageModel
+from course_lib.language_model import LanguageModel, WindowLanguageModel
 from course_lib.runtime import evaluation_mode
 
 __all__ = [
@@ -148,12 +148,20 @@ def cross_entropy(model: LanguageModel, sequences: Sequence[Sequence[int]], batc
 
 
 def last_token_log_probs(model: LanguageModel, contexts: Sequence[Sequence[int]], batch_size: int = 100) -> Tensor:
-    """``ln P(. | context)`` after each whole context (of any lengths): ``(contexts, vocab)``."""
+    """``ln P(. | context)`` after each whole context (of any lengths): ``(contexts, vocab)``.
+
+    A model that sees only its last ``context_size`` tokens (:class:`WindowLanguageModel`) scores
+    one window per context, the one that ends it, instead of every position on the way."""
     batch_size = positive_int("batch_size", batch_size)
     rows = []
     with evaluation_mode(model):
         for start in range(0, len(contexts), batch_size):
             ids, lengths = padded(contexts[start : start + batch_size])
+            if isinstance(model, WindowLanguageModel):
+                windows = model.windows(ids, model.initial_state(len(lengths)), model.context_size)
+                log_probs = model.window_log_probs(windows[torch.arange(len(lengths)), lengths - 1])
+                rows.append(log_probs.double())
+                continue
             log_probs = model.sequence_log_probs(ids)  # (batch, longest, vocab)
             rows.append(log_probs[torch.arange(len(lengths)), lengths - 1].double())
     return torch.cat(rows)

@@ -144,3 +144,20 @@ def test_probe_accuracy_by_distance_bins_the_probes_from_each_distance_to_the_ne
         probe_accuracy_by_distance(scores, (16, 64, 128, 192))
     with pytest.raises(ValueError, match="increasing"):
         probe_accuracy_by_distance(scores, (32, 16))
+
+
+@pytest.mark.parametrize("make_model", [
+    lambda: NGramLM(3, "kneser_ney").fit(TOY),
+    lambda: FixedWindowLM(9, 3, 4, 5),
+])
+def test_a_window_models_last_token_log_probs_equal_reading_every_position(make_model):
+    """The window path scores only each context's last window; reading the whole context gives
+    the same row, for contexts shorter than, as long as and longer than the window."""
+    torch.manual_seed(6)
+    model = make_model()
+    contexts = [[BOS_ID], [BOS_ID, 3], [BOS_ID, 3, 4], [BOS_ID, 4, 3, 5, 3, 4, 6], [BOS_ID, 5, 5, 5, 3]]
+    got = last_token_log_probs(model, contexts, batch_size=2)
+    with evaluation_mode(model):
+        for row, context in zip(got, contexts):
+            expected = model.sequence_log_probs(torch.tensor([context]))[0, -1].double()
+            torch.testing.assert_close(row, expected, rtol=0, atol=1e-6)  # float32 sums in another order
