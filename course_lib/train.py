@@ -65,6 +65,7 @@ __all__ = [
 ]
 
 OPTIMIZERS = ("adamw", "sgd")
+DECAYS = ("constant", "cosine")
 
 
 @dataclass
@@ -75,7 +76,12 @@ class TrainConfig:
         max_steps: the number of optimizer updates.
         batch_size: examples per batch. The loop takes batches as the iterator makes them;
             this field records the size for the batch helpers and for checkpoints.
-        learning_rate: step size of the optimizer.
+        learning_rate: step size of the optimizer (the peak of the schedule, if there is one).
+        warmup_steps: the learning rate rises linearly over the first this many steps, from
+            ``learning_rate / warmup_steps`` at step 1 to ``learning_rate`` (0: no warm-up).
+        decay: after the warm-up, ``"constant"`` keeps ``learning_rate``; ``"cosine"`` lowers it
+            along half a cosine to 0 after the last step. :meth:`learning_rate_at` gives the rate
+            of any step.
         weight_decay: decoupled weight decay for AdamW, L2 penalty for SGD.
         optimizer: ``"adamw"`` or ``"sgd"``.
         clip_grad_norm: if set, gradients are rescaled so their total L2 norm is at most this.
@@ -92,6 +98,8 @@ class TrainConfig:
     max_steps: int
     batch_size: int
     learning_rate: float = 3e-3
+    warmup_steps: int = 0
+    decay: str = "constant"
     weight_decay: float = 0.0
     optimizer: str = "adamw"
     clip_grad_norm: float | None = None
@@ -113,6 +121,21 @@ class TrainConfig:
         if self.clip_grad_norm is not None:
             number("clip_grad_norm", self.clip_grad_norm, above=0.0, what="a positive number or None")
         one_of("optimizer", self.optimizer, OPTIMIZERS)
+        non_negative_int("warmup_steps", self.warmup_steps)
+        if self.warmup_steps >= self.max_steps and self.decay != "constant":
+            raise ValueError(f"warmup_steps ({self.warmup_steps}) must be fewer than max_steps ({self.max_steps}) "
+                             f"to leave steps for the {self.decay} decay")
+        one_of("decay", self.decay, DECAYS)
+
+    def learning_rate_at(self, step: int) -> float:
+        """The learning rate of update ``step`` (counted from 1): the warm-up, then the decay."""
+        step = positive_int("step", step)
+        if step <= self.warmup_steps:
+            return self.learning_rate * step / self.warmup_steps
+        if self.decay == "constant":
+            return self.learning_rate
+        done = (step - self.warmup_steps - 1) / (self.max_steps - self.warmup_steps)  # 0 at the first, < 1
+        return self.learning_rate * 0.5 * (1.0 + math.cos(math.pi * done))
 
 
 @dataclass
@@ -316,6 +339,7 @@ def train(
     device = pick_device(config.device)
     model.to(device)
     optimizer = _make_optimizer(params, config)
+    scheduled = config.warmup_steps > 0 or config.decay != "constant"  # else the rate stays as AdamW/SGD got it
     step_loss = distributed.data_parallel_loss(model, loss_fn)  # this process's shard of each batch
     history = History()
     best_state: dict[str, Tensor] | None = None
@@ -389,6 +413,9 @@ def train(
                 grad_norm = float(torch.nn.utils.get_total_norm(grads)) if grads else 0.0
             if not math.isfinite(grad_norm):
                 raise _diverged("gradient norm", step, history)
+            if scheduled:
+                for group in optimizer.param_groups:
+                    group["lr"] = config.learning_rate_at(step)
             optimizer.step()
 
             history.steps.append(step)

@@ -3,7 +3,9 @@ import torch
 
 from course_lib.recipes import all_recipes
 from course_lib.recipes import ch06_seq2seq as chapter6
-from course_lib.recipes.ch07_translation import CONFIG, RECIPES, build_model, train_model
+import pytest
+
+from course_lib.recipes.ch07_translation import CONFIG, RECIPES, build_model, recipe_name, train_model
 from course_lib.transformer import TransformerSeq2Seq
 
 
@@ -18,10 +20,24 @@ def test_the_transformer_is_the_size_of_chapter_6s_attention_models():
     assert (CONFIG.d_model, CONFIG.num_heads, CONFIG.num_encoder_layers, CONFIG.num_decoder_layers) == (64, 4, 2, 2)
 
 
-def test_three_seeds_are_registered_and_discovered():
-    assert set(RECIPES) == {"ch07_translation", "ch07_translation_seed1", "ch07_translation_seed2"}
-    assert [RECIPES[name].seed for name in sorted(RECIPES)] == [0, 1, 2]
+def test_three_seeds_of_each_schedule_are_registered_and_discovered():
+    constant = {"ch07_translation", "ch07_translation_seed1", "ch07_translation_seed2"}
+    scheduled = {"ch07_translation_scheduled", "ch07_translation_scheduled_seed1", "ch07_translation_scheduled_seed2"}
+    assert set(RECIPES) == constant | scheduled
+    assert [RECIPES[name].seed for name in sorted(constant)] == [0, 1, 2]
+    assert [RECIPES[recipe_name(seed, "scheduled")].seed for seed in (0, 1, 2)] == [0, 1, 2]
     assert set(RECIPES) <= set(all_recipes())
+
+
+def test_the_scheduled_run_warms_up_over_a_tenth_of_its_steps_and_decays():
+    constant, plain = train_model(seed=1, steps=20, progress=False)
+    scheduled, metadata = train_model(seed=1, steps=20, progress=False, schedule="scheduled")
+    assert (plain["warmup_steps"], plain["decay"]) == (0, "constant")
+    assert (metadata["warmup_steps"], metadata["decay"], metadata["schedule"]) == (2, "cosine", "scheduled")
+    weight = "transformer.encoder.layers.0.self_attention.in_proj_weight"
+    assert not torch.equal(constant.state_dict()[weight], scheduled.state_dict()[weight])
+    with pytest.raises(ValueError, match="schedule"):
+        train_model(seed=1, steps=2, schedule="linear")
 
 
 def test_a_few_steps_train_on_chapter_6s_settings_and_the_seed_decides_the_run():

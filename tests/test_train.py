@@ -373,6 +373,39 @@ def test_config_and_argument_errors():
         train(Scalar(), [torch.ones(3)], quiet(), loss_fn=quadratic_loss)
 
 
+# --------------------------------------------------------------------------- learning-rate schedule
+
+def test_the_schedule_rises_linearly_then_follows_half_a_cosine():
+    config = quiet(max_steps=10, learning_rate=1.0, warmup_steps=4, decay="cosine")
+    rates = [config.learning_rate_at(step) for step in range(1, 11)]
+    assert rates[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])
+    # the six decay steps are at 0, 1/6, .., 5/6 of half a cosine: the first at the peak, none at 0
+    assert rates[4:] == pytest.approx([0.5 * (1 + math.cos(math.pi * k / 6)) for k in range(6)])
+    assert all(a > b > 0 for a, b in zip(rates[4:], rates[5:]))
+    assert [quiet(max_steps=5).learning_rate_at(step) for step in range(1, 6)] == [3e-3] * 5
+    assert quiet(max_steps=5, warmup_steps=2, learning_rate=0.5).learning_rate_at(5) == 0.5
+
+
+def test_training_takes_each_step_at_the_scheduled_rate():
+    """SGD on a loss whose gradient is 1: each update moves the weight by exactly that step's rate."""
+    config = quiet(max_steps=9, optimizer="sgd", learning_rate=0.3, warmup_steps=3, decay="cosine")
+    model = Scalar()
+    weights = [model.w.item()]
+    train(model, [torch.tensor(0.0)], config, loss_fn=lambda m, batch: m.w.sum(),
+          on_step=lambda step, history: weights.append(model.w.item()))
+    moves = [before - after for before, after in zip(weights, weights[1:])]
+    assert moves == pytest.approx([config.learning_rate_at(step) for step in range(1, 10)], rel=1e-6)
+
+
+def test_schedule_errors_name_the_setting():
+    with pytest.raises(ValueError, match="decay"):
+        quiet(decay="linear")
+    with pytest.raises(ValueError, match="warmup_steps"):
+        quiet(warmup_steps=-1)
+    with pytest.raises(ValueError, match=r"warmup_steps \(20\) must be fewer than max_steps \(20\)"):
+        quiet(warmup_steps=20, decay="cosine")
+
+
 # --------------------------------------------------------------------------- batches
 
 
