@@ -46,6 +46,26 @@ def test_the_causal_model_cannot_see_the_future():
     assert torch.allclose(a[0, :4], b[0, :4], atol=1e-6) and not torch.allclose(a[0, 4], b[0, 4])
 
 
+def test_the_two_masked_objectives_select_their_share_of_the_story_tokens(monkeypatch):
+    """The loss of ``mlm`` and ``mlm40`` is over about 15% and 40% of the non-special tokens."""
+    batch = next(objectives.story_batches(objectives.SCHEDULE[-1], seed=3))
+    real = ~torch.isin(batch, torch.tensor(objectives.special_ids()))
+    seen = {}
+
+    def recording_cross_entropy(scores, targets, ignore_index):
+        seen["targets"] = int((targets != ignore_index).sum())
+        return torch.zeros(())
+
+    monkeypatch.setattr(torch.nn.functional, "cross_entropy", recording_cross_entropy)
+    model = objectives.build_model().eval()
+    for objective, rate in (("mlm", 0.15), ("mlm40", 0.40)):
+        with torch.no_grad():
+            objectives.objective_loss(model, batch, objective, torch.Generator().manual_seed(0))
+        n = int(real.sum())
+        assert abs(seen["targets"] - rate * n) < 5 * (rate * (1 - rate) * n) ** 0.5, (objective, seen, n)
+    assert torch.equal(objectives.attention_for("mlm40", batch), objectives.attention_for("mlm", batch))
+
+
 @pytest.mark.parametrize("objective", objectives.OBJECTIVES)
 def test_a_few_training_steps_lower_the_loss_of_each_objective(objective):
     model, metadata = objectives.train_model(objective, seed=0, steps=8)
