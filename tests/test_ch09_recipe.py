@@ -132,3 +132,24 @@ def test_recipes_are_registered_for_the_trained_seeds_only():
     assert set(objectives.RECIPES) == names and set(objectives.RECIPES) <= set(all_recipes())
     assert objectives.recipe_name("prefix", 2) == "ch09_prefix_seed2"
     assert sum(stage.steps for stage in objectives.SCHEDULE) == 3500
+
+
+def test_each_qa_recipe_fine_tunes_from_its_own_starts_and_all_seeds_are_registered():
+    assert qa.RECIPE_STARTS == {"ch09_qa": ("mlm", "scratch"), "ch09_qa_mlm40": ("mlm40",)}
+    names = {qa.qa_recipe_name(seed, recipe) for recipe in qa.RECIPE_STARTS for seed in qa.SEEDS}
+    assert names == {"ch09_qa", "ch09_qa_seed1", "ch09_qa_seed2",
+                     "ch09_qa_mlm40", "ch09_qa_mlm40_seed1", "ch09_qa_mlm40_seed2"}
+    assert names <= set(all_recipes())
+    assert "from ch09_mlm40_seed2 on" in qa.RECIPES["ch09_qa_mlm40_seed2"].description
+    with pytest.raises(ValueError, match="recipe"):
+        qa.qa_recipe_name(0, "ch09_qa_mlm15")
+
+
+def test_fine_tuning_from_the_40_percent_masked_lm_starts_from_its_encoder():
+    model = qa._starting_model("mlm40", 1)
+    pretrained = objectives.build_model()
+    from course_lib.checkpoint import load_checkpoint
+    from course_lib.recipes import checkpoint_path
+    load_checkpoint(pretrained, checkpoint_path("ch09_mlm40_seed1"))
+    for name, tensor in pretrained.bert.state_dict().items():
+        assert torch.equal(model.bert.state_dict()[name], tensor), name

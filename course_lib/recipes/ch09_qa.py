@@ -10,12 +10,13 @@ layer to a start and an end logit per token) is trained with the mean of the sta
 cross-entropies. The answer is the best span inside the context (start ≤ end, at most
 :data:`MAX_ANSWER_TOKENS` tokens; :func:`~course_lib.bert.best_answer_span`).
 
-The encoder starts either from the masked-LM checkpoint (``ch09_mlm``, its encoder only) or from
-random weights, and is fine-tuned on :data:`TRAIN_SIZES` labelled examples for the same number of
-steps (:data:`STEPS` of :data:`BATCH_SIZE`, AdamW at :data:`LEARNING_RATE`); exact match and
-token F1 are measured on :data:`TEST_SIZE` held-out questions. ``ch09_qa`` runs every
-combination for its seed, stores the table in its metadata and saves the model fine-tuned from the
-masked LM on the largest training set.
+The encoder starts from a masked-LM checkpoint (``ch09_mlm``, or ``ch09_mlm40`` masked at 40%; its
+encoder only) or from random weights (:data:`STARTS`), and is fine-tuned on :data:`TRAIN_SIZES`
+labelled examples for the same number of steps (:data:`STEPS` of :data:`BATCH_SIZE`, AdamW at
+:data:`LEARNING_RATE`); exact match and token F1 are measured on :data:`TEST_SIZE` held-out
+questions. ``ch09_qa`` runs both sizes from ``ch09_mlm`` and from scratch for its seed,
+``ch09_qa_mlm40`` both sizes from ``ch09_mlm40``; each stores its table in its metadata and saves
+the model fine-tuned from its masked LM on the largest training set.
 """
 from __future__ import annotations
 
@@ -46,7 +47,8 @@ STEPS = 500
 BATCH_SIZE = 32
 LEARNING_RATE = 1e-3
 MAX_ANSWER_TOKENS = 5
-STARTS = ("mlm", "scratch")
+STARTS = ("mlm", "scratch", "mlm40")
+RECIPE_STARTS = {"ch09_qa": ("mlm", "scratch"), "ch09_qa_mlm40": ("mlm40",)}  # what each recipe fine-tunes from
 
 
 def encode_examples(examples: list[QAExample]) -> dict[str, Tensor]:
@@ -80,11 +82,11 @@ def build_model() -> BertForQuestionAnswering:
 
 def _starting_model(start: str, pretraining_seed: int) -> BertForQuestionAnswering:
     model = build_model()
-    if start == "mlm":
-        path = checkpoint_path(recipe_name("mlm", pretraining_seed))
+    if start != "scratch":
+        path = checkpoint_path(recipe_name(start, pretraining_seed))
         if not path.exists():
             raise FileNotFoundError(f"{path} does not exist: train the masked LM first with "
-                                    f"`course train {recipe_name('mlm', pretraining_seed)}`")
+                                    f"`course train {recipe_name(start, pretraining_seed)}`")
         pretrained = objectives_model()
         load_checkpoint(pretrained, path)
         model.bert.load_state_dict(pretrained.bert.state_dict())  # the encoder; the QA layer stays new
@@ -92,7 +94,7 @@ def _starting_model(start: str, pretraining_seed: int) -> BertForQuestionAnsweri
 
 
 def fine_tune(start: str, train_size: int, seed: int = 0, steps: int = STEPS) -> BertForQuestionAnswering:
-    """Fine-tune from ``start`` (``"mlm"`` or ``"scratch"``) on the first ``train_size`` training
+    """Fine-tune from ``start`` (``"mlm"``, ``"mlm40"`` or ``"scratch"``) on the first ``train_size`` training
     questions: ``steps`` AdamW steps on batches drawn at random from them."""
     one_of("start", start, STARTS)
     seed_everything(seed)
@@ -148,36 +150,49 @@ def test_examples() -> list[QAExample]:
     return qa_examples(TEST_SIZE, seed=0, split="test")
 
 
-def train_all(seed: int = 0, steps: int | None = None) -> tuple[BertForQuestionAnswering, dict[str, Any]]:
-    """Every start and training size from ``seed``; the table goes into the metadata."""
+def train_all(seed: int = 0, steps: int | None = None,
+              starts: tuple[str, ...] = RECIPE_STARTS["ch09_qa"]) -> tuple[BertForQuestionAnswering, dict[str, Any]]:
+    """Every start of ``starts`` and training size from ``seed``; the table goes into the metadata,
+    and the model fine-tuned from the first start on the most examples is returned."""
     steps = STEPS if steps is None else steps
     test = test_examples()
     table, kept = [], None
-    for start in STARTS:
+    for start in starts:
         for size in TRAIN_SIZES:
             began = time.perf_counter()
             model = fine_tune(start, size, seed, steps)
             table.append({"start": start, "train_size": size, **evaluate(model, test),
                           "seconds": round(time.perf_counter() - began, 1)})
-            if start == "mlm" and size == max(TRAIN_SIZES):
+            if start == starts[0] and size == max(TRAIN_SIZES):
                 kept = model
     return kept, {"seed": seed, "steps": steps, "batch_size": BATCH_SIZE, "learning_rate": LEARNING_RATE,
                   "test_size": TEST_SIZE, "table": table}
 
 
 SEEDS = (0, 1, 2)
-TRAINED_SEEDS: tuple[int, ...] = (0, 1, 2)
+TRAINED_SEEDS: dict[str, tuple[int, ...]] = {"ch09_qa": (0, 1, 2), "ch09_qa_mlm40": (0, 1, 2)}
 
 
-def qa_recipe_name(seed: int = 0) -> str:
-    return "ch09_qa" if seed == 0 else f"ch09_qa_seed{seed}"
+def qa_recipe_name(seed: int = 0, recipe: str = "ch09_qa") -> str:
+    """``ch09_qa``, ``ch09_qa_seed1``, ``ch09_qa_mlm40_seed2``, ..."""
+    one_of("recipe", recipe, RECIPE_STARTS)
+    return recipe if seed == 0 else f"{recipe}_seed{seed}"
 
 
-RECIPES = {qa_recipe_name(seed): Recipe(
-    name=qa_recipe_name(seed),
-    description=(f"extractive QA fine-tuned from ch09_mlm{'' if seed == 0 else f'_seed{seed}'} and from scratch "
-                 f"on {' and '.join(map(str, TRAIN_SIZES))} story questions, {STEPS} steps each, seed {seed}; "
-                 "the table in its metadata, the model from the masked LM on the most examples"),
-    build_model=build_model,
-    train=lambda seed=seed, steps=None: train_all(seed, steps),
-    seed=seed) for seed in TRAINED_SEEDS}
+def _recipe(recipe: str, seed: int) -> Recipe:
+    starts = RECIPE_STARTS[recipe]
+    pretrained = [recipe_name(start, seed) for start in starts if start != "scratch"]
+    origins = " and ".join([*pretrained, *(["scratch"] if "scratch" in starts else [])])
+    return Recipe(
+        name=qa_recipe_name(seed, recipe),
+        description=(f"extractive QA fine-tuned from {origins} on {' and '.join(map(str, TRAIN_SIZES))} story "
+                     f"questions, {STEPS} steps each, seed {seed}; the table in its metadata, the model from "
+                     f"{pretrained[0]} on the most examples"),
+        build_model=build_model,
+        train=lambda seed=seed, steps=None: train_all(seed, steps, starts),
+        seed=seed)
+
+
+ALL_RECIPES = {qa_recipe_name(seed, recipe): _recipe(recipe, seed) for recipe in RECIPE_STARTS for seed in SEEDS}
+RECIPES = {qa_recipe_name(seed, recipe): ALL_RECIPES[qa_recipe_name(seed, recipe)]
+           for recipe, seeds in TRAINED_SEEDS.items() for seed in seeds}
