@@ -1,7 +1,7 @@
 """Chapter 10's graded items: the references agree with independent computations (transformers'
 GPT2Block and Conv1D with a causal mask, the exact formula of the tanh GELU, GPT2LMHeadModel's own
-parameter count on the meta device, NumPy's least squares, GPT2LMHeadModel's loss with labels), the mistakes the chapter warns about
-fail, and a wrong answer loses the points of its own item only."""
+parameter count on the meta device, NumPy's least squares, GPT2LMHeadModel's loss with labels), the
+mistakes the chapter warns about fail, and a wrong answer loses the points of its own item only."""
 from __future__ import annotations
 
 import math

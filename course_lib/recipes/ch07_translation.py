@@ -83,7 +83,8 @@ def train_model(seed: int = 0, steps: int | None = None, progress: bool = True,
 
 def recipe_name(seed: int = 0, schedule: str = "constant") -> str:
     """``ch07_translation``, ``ch07_translation_seed1``, ``ch07_translation_scheduled_seed2``, ..."""
-    name = "ch07_translation" if one_of("schedule", schedule, SCHEDULES) == "constant" else f"ch07_translation_{schedule}"
+    schedule = one_of("schedule", schedule, SCHEDULES)
+    name = "ch07_translation" if schedule == "constant" else f"ch07_translation_{schedule}"
     return name + ("" if seed == 0 else f"_seed{seed}")
 
 

@@ -44,9 +44,10 @@ from course_lib.runtime import seed_everything
 from course_lib.story_text import encode_stories
 from course_lib.train import TrainConfig, train
 
-__all__ = ["BATCH_SIZE", "MASK", "MASKING_RATES", "MAX_POSITIONS", "OBJECTIVES", "RECIPES", "SCHEDULE", "TRAINED_SEEDS",
-           "accuracy", "attention_for", "blank_scores", "build_model", "hidden_states", "logits", "model_config", "objective_loss",
-           "pad_batch", "probe_ids", "recipe_name", "rescoring_scores", "special_ids", "story_batches", "train_model", "vocab_size"]
+__all__ = ["BATCH_SIZE", "MASK", "MASKING_RATES", "MAX_POSITIONS", "OBJECTIVES", "RECIPES", "SCHEDULE",
+           "TRAINED_SEEDS", "accuracy", "attention_for", "blank_scores", "build_model", "hidden_states", "logits",
+           "model_config", "objective_loss", "pad_batch", "probe_ids", "recipe_name", "rescoring_scores",
+           "special_ids", "story_batches", "train_model", "vocab_size"]
 
 OBJECTIVES = ("mlm", "clm", "prefix", "mlm40")
 # the share of tokens each masked objective selects; the others see every token of the story
