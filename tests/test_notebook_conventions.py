@@ -143,6 +143,19 @@ def output_size_problems(notebook: nbformat.NotebookNode) -> list[str]:
     return problems
 
 
+def split_stream_problems(notebook: nbformat.NotebookNode) -> list[str]:
+    """A cell's printed text split into several outputs of one stream shows as several boxes on the page."""
+    problems = []
+    for number, cell in code_cells(notebook):
+        outputs = cell.get("outputs", [])
+        split = [a.get("name") for a, b in zip(outputs, outputs[1:])
+                 if a.get("output_type") == b.get("output_type") == "stream" and a.get("name") == b.get("name")]
+        if split:
+            problems.append(f"cell {number} stores its {split[0]} output in pieces: "
+                            "run the notebook with `course notebooks run`, which joins them")
+    return problems
+
+
 def shown_text_lines(output: dict) -> list[str]:
     """The lines of text an output puts on the book's page (none for a figure or a widget)."""
     if output.get("output_type") == "stream":
@@ -306,6 +319,7 @@ CONVENTIONS = [
     ("is nbformat 4 for Python 3", format_problems, NOTEBOOKS),
     ("is stored fully executed, without errors", execution_problems, NOTEBOOKS),
     ("has small outputs", output_size_problems, NOTEBOOKS),
+    ("stores each cell's printed text in one piece", split_stream_problems, NOTEBOOKS),
     ("seeds everything first", seeding_problems, NOTEBOOKS),
     ("has figures that fit the column and are sharp", figure_size_problems, CHAPTERS),
     ("has code and printed lines that fit the column (wrap or shorten these)", line_width_problems, CHAPTERS),
@@ -429,6 +443,18 @@ def test_checks_report_a_huge_text_output_but_not_a_big_image():
     assert output_size_problems(notebook) == []
     notebook.cells[2].outputs[0]["text"] = "0.5\n" * MAX_OUTPUT_BYTES
     assert "cell 3" in output_size_problems(notebook)[0]
+
+
+def test_checks_report_printed_text_stored_in_pieces():
+    notebook = good_chapter()
+    assert split_stream_problems(notebook) == []
+    printed = notebook.cells[2]
+    printed.outputs = [nbformat.v4.new_output("stream", name="stdout", text="0.5\n"),
+                       nbformat.v4.new_output("stream", name="stdout", text="0.25\n")]
+    assert "cell 3 stores its stdout output in pieces" in split_stream_problems(notebook)[0]
+    printed.outputs = [nbformat.v4.new_output("stream", name="stdout", text="0.5\n"),
+                       nbformat.v4.new_output("stream", name="stderr", text="warning\n")]
+    assert split_stream_problems(notebook) == []
 
 
 def test_checks_report_a_notebook_that_does_not_seed_first():
