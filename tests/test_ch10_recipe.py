@@ -9,9 +9,9 @@ from course_lib.gpt import GPT
 from course_lib.recipes import all_recipes
 from course_lib.recipes.ch05_lstm_gru import story_vocabulary
 from course_lib.recipes.ch07_transformer import SCHEDULE, transformer_config
-from course_lib.recipes.ch10_gpt import (ALL_RECIPES, RECIPES, SCALING_SCHEDULE, SCALING_SIZES, SCALING_STEPS,
-                                         TRAINED, UNTIED, gpt_config, scaling_config, scaling_recipe_name,
-                                         train_gpt)
+from course_lib.recipes.ch10_gpt import (ALL_RECIPES, LARGER_SIZES, RECIPES, SCALING_SCHEDULE, SCALING_SIZES,
+                                         SCALING_STEPS, TRAINED, UNTIED, gpt_config, scaling_config,
+                                         scaling_recipe_name, train_gpt)
 
 
 def test_the_gpt_is_chapter_7s_transformer_size_with_gpt_2s_choices():
@@ -31,6 +31,15 @@ def test_the_scaling_sizes_grow_and_share_one_token_budget():
     assert all((stage.max_facts, stage.max_fillers) == (SCHEDULE[-1].max_facts, SCHEDULE[-1].max_fillers)
                for stage in SCALING_SCHEDULE)  # the corpus's own shape, no curriculum
     assert all(scaling_config(size).d_ff == 4 * scaling_config(size).d_model for size in SCALING_SIZES)
+
+
+def test_the_size_beyond_the_fit_is_larger_than_every_fitted_one_and_trained_alike():
+    largest = max(GPT(scaling_config(size)).num_parameters() for size in SCALING_SIZES)
+    for size in LARGER_SIZES:
+        config = scaling_config(size)
+        assert GPT(config).num_parameters() > 2 * largest and config.d_ff == 4 * config.d_model
+        assert {scaling_recipe_name(size, seed) for seed in (0, 1, 2)} <= set(RECIPES)
+        assert ALL_RECIPES[scaling_recipe_name(size)].description.startswith(f"scaling study: GPT {size} ")
 
 
 def test_untying_adds_one_vocabulary_matrix():

@@ -11,6 +11,8 @@
   (so the same tokens), on the corpus's own shape from the first step (no curriculum), the last
   fifth at a tenth of the learning rate (:data:`SCALING_SCHEDULE`). The chapter fits
   ``L(N) = E + A N^(-α)`` to their validation losses with E the corpus's entropy floor.
+* ``ch10_scaling_d128``: one size beyond the fitted five (:data:`LARGER_SIZES`, 904,320
+  parameters), trained alike, to see whether the line goes on.
 * ``ch10_untied_d64``: the scaling study's d64 model with ``lm_head`` apart from ``wte``
   (:data:`UNTIED`), trained alike: what tying the two matrices is worth.
 
@@ -32,8 +34,9 @@ from course_lib.recipes.ch07_transformer import MAX_CONTEXT, SCHEDULE
 from course_lib.runtime import seed_everything
 
 __all__ = [
-    "ALL_RECIPES", "LEARNING_RATE", "MAX_CONTEXT", "RECIPES", "SCALING_SCHEDULE", "SCALING_SIZES", "SCALING_STEPS",
-    "SEEDS", "TRAINED", "UNTIED", "build_model", "gpt_config", "scaling_config", "scaling_recipe_name", "train_gpt",
+    "ALL_RECIPES", "LARGER_SIZES", "LEARNING_RATE", "MAX_CONTEXT", "RECIPES", "SCALING_SCHEDULE", "SCALING_SIZES",
+    "SCALING_STEPS", "SEEDS", "TRAINED", "UNTIED", "build_model", "gpt_config", "scaling_config", "scaling_recipe_name",
+    "train_gpt",
 ]
 
 LEARNING_RATE = 3e-3  # Chapter 7's, for every model of this chapter
@@ -46,6 +49,8 @@ SCALING_STEPS = 1000
 SCALING_SCHEDULE = (Stage(max_facts=3, max_fillers=8, steps=800),
                     Stage(max_facts=3, max_fillers=8, steps=200, learning_rate_factor=0.1))
 UNTIED = "d64"  # the size trained a second time with lm_head apart from wte
+# Beyond the fit: trained alike, shown against the line the five sizes give.
+LARGER_SIZES = {"d128": (128, 4, 4)}
 
 
 def gpt_config(**changes) -> GPTConfig:
@@ -56,8 +61,9 @@ def gpt_config(**changes) -> GPTConfig:
 
 
 def scaling_config(size: str, tie_embeddings: bool = True) -> GPTConfig:
-    """The GPT of one size of the scaling study (:data:`SCALING_SIZES`), d_ff = 4d."""
-    d_model, num_layers, num_heads = SCALING_SIZES[one_of("size", size, SCALING_SIZES)]
+    """The GPT of one size of the scaling study (:data:`SCALING_SIZES`, :data:`LARGER_SIZES`), d_ff = 4d."""
+    sizes = {**SCALING_SIZES, **LARGER_SIZES}
+    d_model, num_layers, num_heads = sizes[one_of("size", size, sizes)]
     return gpt_config(d_model=d_model, num_layers=num_layers, num_heads=num_heads, d_ff=4 * d_model,
                       tie_embeddings=tie_embeddings)
 
@@ -91,7 +97,7 @@ def train_gpt(config: GPTConfig, schedule: Sequence[Stage], seed: int = 0,
 
 def scaling_recipe_name(size: str, seed: int = 0, tie_embeddings: bool = True) -> str:
     """``ch10_scaling_d64`` (seed 0), ``ch10_scaling_d64_seed1``, ``ch10_untied_d64``, ..."""
-    one_of("size", size, SCALING_SIZES)
+    one_of("size", size, {**SCALING_SIZES, **LARGER_SIZES})
     name = f"ch10_scaling_{size}" if tie_embeddings else f"ch10_untied_{size}"
     return name if seed == 0 else f"{name}_seed{seed}"
 
@@ -123,10 +129,11 @@ def _scaling_recipe(size: str, seed: int, tie_embeddings: bool) -> Recipe:
 
 SEEDS = (0, 1, 2)  # seed 0 for every model; other seeds registered only where their checkpoints exist
 ALL_RECIPES = {recipe.name: recipe for seed in SEEDS for recipe in [
-    _gpt_recipe(seed), *(_scaling_recipe(size, seed, True) for size in SCALING_SIZES),
+    _gpt_recipe(seed), *(_scaling_recipe(size, seed, True) for size in (*SCALING_SIZES, *LARGER_SIZES)),
     _scaling_recipe(UNTIED, seed, False)]}
 # The recipes whose checkpoints are committed (a registered recipe must have its checkpoint).
 TRAINED: tuple[str, ...] = ("ch10_gpt", "ch10_gpt_seed1", "ch10_gpt_seed2",
                              *(scaling_recipe_name(size, seed) for seed in SEEDS for size in SCALING_SIZES),
-                             *(scaling_recipe_name(UNTIED, seed, tie_embeddings=False) for seed in SEEDS))
+                             *(scaling_recipe_name(UNTIED, seed, tie_embeddings=False) for seed in SEEDS),
+                             *(scaling_recipe_name(size, seed) for seed in SEEDS for size in LARGER_SIZES))
 RECIPES = {name: ALL_RECIPES[name] for name in TRAINED}
