@@ -9,8 +9,8 @@ from course_lib.gpt import GPT
 from course_lib.recipes import all_recipes
 from course_lib.recipes.ch05_lstm_gru import story_vocabulary
 from course_lib.recipes.ch07_transformer import SCHEDULE, transformer_config
-from course_lib.recipes.ch10_gpt import (ALL_RECIPES, LARGER_SIZES, RECIPES, SCALING_SCHEDULE, SCALING_SIZES,
-                                         SCALING_STEPS, TRAINED, UNTIED, gpt_config, scaling_config,
+from course_lib.recipes.ch10_gpt import (ALL_RECIPES, LARGER_SIZES, LOWER_LEARNING_RATE, RECIPES, SCALING_SCHEDULE,
+                                         SCALING_SIZES, SCALING_STEPS, TRAINED, UNTIED, gpt_config, scaling_config,
                                          scaling_recipe_name, train_gpt)
 
 
@@ -39,7 +39,9 @@ def test_the_size_beyond_the_fit_is_larger_than_every_fitted_one_and_trained_ali
         config = scaling_config(size)
         assert GPT(config).num_parameters() > 2 * largest and config.d_ff == 4 * config.d_model
         assert {scaling_recipe_name(size, seed) for seed in (0, 1, 2)} <= set(RECIPES)
+        assert {scaling_recipe_name(size, seed, lower_lr=True) for seed in (0, 1, 2)} <= set(RECIPES)
         assert ALL_RECIPES[scaling_recipe_name(size)].description.startswith(f"scaling study: GPT {size} ")
+        assert "learning rate 0.001," in ALL_RECIPES[scaling_recipe_name(size, lower_lr=True)].description
 
 
 def test_untying_adds_one_vocabulary_matrix():
@@ -60,6 +62,11 @@ def test_recipe_names_and_registration():
 
 def test_a_few_steps_run_and_are_recorded():
     model, metadata = train_gpt(scaling_config("d16"), SCALING_SCHEDULE, seed=0, steps=4)
+    slower, slower_metadata = train_gpt(scaling_config("d16"), SCALING_SCHEDULE, seed=0, steps=4,
+                                        learning_rate=LOWER_LEARNING_RATE)
+    assert (metadata["learning_rate"], slower_metadata["learning_rate"]) == (3e-3, LOWER_LEARNING_RATE)
+    assert slower_metadata["train_loss"][0] == metadata["train_loss"][0]  # the same start
+    assert slower_metadata["train_loss"][1:] != metadata["train_loss"][1:]  # then other steps
     assert not model.training
     assert metadata["parameters"] == model.num_parameters()
     assert metadata["embedding_parameters"] == (len(story_vocabulary()) + 320) * 16

@@ -12,7 +12,8 @@
   fifth at a tenth of the learning rate (:data:`SCALING_SCHEDULE`). The chapter fits
   ``L(N) = E + A N^(-α)`` to their validation losses with E the corpus's entropy floor.
 * ``ch10_scaling_d128``: one size beyond the fitted five (:data:`LARGER_SIZES`, 904,320
-  parameters), trained alike, to see whether the line goes on.
+  parameters), trained alike, to see whether the line goes on; ``ch10_scaling_d128_lower_lr`` the
+  same at a third of the learning rate (:data:`LOWER_LEARNING_RATE`).
 * ``ch10_untied_d64``: the scaling study's d64 model with ``lm_head`` apart from ``wte``
   (:data:`UNTIED`), trained alike: what tying the two matrices is worth.
 
@@ -34,9 +35,9 @@ from course_lib.recipes.ch07_transformer import MAX_CONTEXT, SCHEDULE
 from course_lib.runtime import seed_everything
 
 __all__ = [
-    "ALL_RECIPES", "LARGER_SIZES", "LEARNING_RATE", "MAX_CONTEXT", "RECIPES", "SCALING_SCHEDULE", "SCALING_SIZES",
-    "SCALING_STEPS", "SEEDS", "TRAINED", "UNTIED", "build_model", "gpt_config", "scaling_config", "scaling_recipe_name",
-    "train_gpt",
+    "ALL_RECIPES", "LARGER_SIZES", "LEARNING_RATE", "LOWER_LEARNING_RATE", "MAX_CONTEXT", "RECIPES",
+    "SCALING_SCHEDULE", "SCALING_SIZES", "SCALING_STEPS", "SEEDS", "TRAINED", "UNTIED", "build_model", "gpt_config",
+    "scaling_config", "scaling_recipe_name", "train_gpt",
 ]
 
 LEARNING_RATE = 3e-3  # Chapter 7's, for every model of this chapter
@@ -51,6 +52,7 @@ SCALING_SCHEDULE = (Stage(max_facts=3, max_fillers=8, steps=800),
 UNTIED = "d64"  # the size trained a second time with lm_head apart from wte
 # Beyond the fit: trained alike, shown against the line the five sizes give.
 LARGER_SIZES = {"d128": (128, 4, 4)}
+LOWER_LEARNING_RATE = 1e-3  # the larger size trained again at a third of the rate
 
 
 def gpt_config(**changes) -> GPTConfig:
@@ -72,15 +74,16 @@ def build_model(config: GPTConfig) -> GPT:
     return GPT(config)
 
 
-def train_gpt(config: GPTConfig, schedule: Sequence[Stage], seed: int = 0,
-              steps: int | None = None) -> tuple[GPT, dict[str, Any]]:
+def train_gpt(config: GPTConfig, schedule: Sequence[Stage], seed: int = 0, steps: int | None = None,
+              learning_rate: float = LEARNING_RATE) -> tuple[GPT, dict[str, Any]]:
     """Train a GPT of ``config`` through ``schedule`` (Chapter 5's stage loop,
-    :func:`~course_lib.recipes.ch05_lstm_gru.train_through_curriculum`); ``steps`` keeps only the
-    first steps. The seed draws the initial weights and, through the stages, the stories."""
+    :func:`~course_lib.recipes.ch05_lstm_gru.train_through_curriculum`) at peak ``learning_rate``;
+    ``steps`` keeps only the first steps. The seed draws the initial weights and, through the
+    stages, the stories."""
     seed_everything(seed)
     model = GPT(config)
     vocabulary = story_vocabulary()
-    history = train_through_curriculum(model, schedule, LEARNING_RATE, seed, vocabulary, validation_batches(), steps)
+    history = train_through_curriculum(model, schedule, learning_rate, seed, vocabulary, validation_batches(), steps)
     metadata = {
         "config": asdict(config),
         "parameters": model.num_parameters(),
@@ -90,15 +93,18 @@ def train_gpt(config: GPTConfig, schedule: Sequence[Stage], seed: int = 0,
         "corpus": CORPUS,
         "batch_size": BATCH_SIZE,
         "clip_grad_norm": CLIP_GRAD_NORM,
+        "learning_rate": learning_rate,
         **history,
     }
     return model, metadata
 
 
-def scaling_recipe_name(size: str, seed: int = 0, tie_embeddings: bool = True) -> str:
-    """``ch10_scaling_d64`` (seed 0), ``ch10_scaling_d64_seed1``, ``ch10_untied_d64``, ..."""
+def scaling_recipe_name(size: str, seed: int = 0, tie_embeddings: bool = True, lower_lr: bool = False) -> str:
+    """``ch10_scaling_d64`` (seed 0), ``ch10_scaling_d64_seed1``, ``ch10_untied_d64``,
+    ``ch10_scaling_d128_lower_lr``, ..."""
     one_of("size", size, {**SCALING_SIZES, **LARGER_SIZES})
     name = f"ch10_scaling_{size}" if tie_embeddings else f"ch10_untied_{size}"
+    name += "_lower_lr" if lower_lr else ""
     return name if seed == 0 else f"{name}_seed{seed}"
 
 
@@ -113,16 +119,17 @@ def _gpt_recipe(seed: int) -> Recipe:
     )
 
 
-def _scaling_recipe(size: str, seed: int, tie_embeddings: bool) -> Recipe:
+def _scaling_recipe(size: str, seed: int, tie_embeddings: bool, lower_lr: bool = False) -> Recipe:
     config = scaling_config(size, tie_embeddings)
     tied = "tied" if tie_embeddings else "untied"
+    learning_rate = LOWER_LEARNING_RATE if lower_lr else LEARNING_RATE
     return Recipe(
-        name=scaling_recipe_name(size, seed, tie_embeddings),
+        name=scaling_recipe_name(size, seed, tie_embeddings, lower_lr),
         description=(f"scaling study: GPT {size} ({config.num_layers} blocks, {config.num_heads} heads, {tied}, "
                      f"{GPT(config).num_parameters():,} parameters), {SCALING_STEPS} steps on the "
-                     f"corpus's own shape, seed {seed}"),
+                     f"corpus's own shape at learning rate {learning_rate:g}, seed {seed}"),
         build_model=lambda: GPT(config),
-        train=lambda seed=seed, steps=None: train_gpt(config, SCALING_SCHEDULE, seed, steps),
+        train=lambda seed=seed, steps=None: train_gpt(config, SCALING_SCHEDULE, seed, steps, learning_rate),
         seed=seed,
     )
 
@@ -130,10 +137,13 @@ def _scaling_recipe(size: str, seed: int, tie_embeddings: bool) -> Recipe:
 SEEDS = (0, 1, 2)  # seed 0 for every model; other seeds registered only where their checkpoints exist
 ALL_RECIPES = {recipe.name: recipe for seed in SEEDS for recipe in [
     _gpt_recipe(seed), *(_scaling_recipe(size, seed, True) for size in (*SCALING_SIZES, *LARGER_SIZES)),
+    *(_scaling_recipe(size, seed, True, lower_lr=True) for size in LARGER_SIZES),
     _scaling_recipe(UNTIED, seed, False)]}
 # The recipes whose checkpoints are committed (a registered recipe must have its checkpoint).
 TRAINED: tuple[str, ...] = ("ch10_gpt", "ch10_gpt_seed1", "ch10_gpt_seed2",
                              *(scaling_recipe_name(size, seed) for seed in SEEDS for size in SCALING_SIZES),
                              *(scaling_recipe_name(UNTIED, seed, tie_embeddings=False) for seed in SEEDS),
-                             *(scaling_recipe_name(size, seed) for seed in SEEDS for size in LARGER_SIZES))
+                             *(scaling_recipe_name(size, seed) for seed in SEEDS for size in LARGER_SIZES),
+                             *(scaling_recipe_name(size, seed, lower_lr=True) for seed in SEEDS
+                               for size in LARGER_SIZES))
 RECIPES = {name: ALL_RECIPES[name] for name in TRAINED}
