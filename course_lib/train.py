@@ -339,7 +339,6 @@ def train(
     device = pick_device(config.device)
     model.to(device)
     optimizer = _make_optimizer(params, config)
-    scheduled = config.warmup_steps > 0 or config.decay != "constant"  # else the rate stays as AdamW/SGD got it
     step_loss = distributed.data_parallel_loss(model, loss_fn)  # this process's shard of each batch
     history = History()
     best_state: dict[str, Tensor] | None = None
@@ -413,9 +412,8 @@ def train(
                 grad_norm = float(torch.nn.utils.get_total_norm(grads)) if grads else 0.0
             if not math.isfinite(grad_norm):
                 raise _diverged("gradient norm", step, history)
-            if scheduled:
-                for group in optimizer.param_groups:
-                    group["lr"] = config.learning_rate_at(step)
+            for group in optimizer.param_groups:
+                group["lr"] = config.learning_rate_at(step)  # the schedule's rate (constant without one)
             optimizer.step()
 
             history.steps.append(step)

@@ -47,8 +47,8 @@ STEPS = 500
 BATCH_SIZE = 32
 LEARNING_RATE = 1e-3
 MAX_ANSWER_TOKENS = 5
-STARTS = ("mlm", "scratch", "mlm40")
 RECIPE_STARTS = {"ch09_qa": ("mlm", "scratch"), "ch09_qa_mlm40": ("mlm40",)}  # what each recipe fine-tunes from
+STARTS = tuple(start for starts in RECIPE_STARTS.values() for start in starts)  # mlm, scratch, mlm40
 
 
 def encode_examples(examples: list[QAExample]) -> dict[str, Tensor]:
